@@ -1,0 +1,185 @@
+"""A model summary laid out like brms's ``summary()``: header, then blocks of parameters.
+
+Columns: Estimate (posterior mean), Est.Error (posterior sd), l-95% CI and u-95% CI
+(2.5% and 97.5% quantiles), Rhat, Bulk_ESS and Tail_ESS (rank-normalised split-Rhat and
+ESS, as brms and ArviZ compute them). Blocks: multilevel hyperparameters (one per
+grouping factor), regression coefficients, further distributional parameters.
+
+Example
+-------
+>>> print(brms_summary(m2_idata))                                 # doctest: +SKIP
+ Family: gaussian
+  Links: mu = identity
+Formula: con ~ 1 + (1 | id)
+   Data: 225 observations
+  Draws: 4 chains, each with iter = 2000; warmup = 1000; thin = 1;
+         total post-warmup draws = 4000
+...
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from .fitting import fit_spec
+from .names import brms_draws, parameter_class
+
+__all__ = ["BrmsSummary", "brms_summary", "posterior_summary"]
+
+COLUMNS = ["Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]
+_SD = re.compile(r"^sd_(?P<group>.+?)__(?P<term>.+)$")
+_R = re.compile(r"^r_(?P<group>.+?)\[(?P<level>.*),(?P<term>[^,]*)\]$")
+
+
+def _statistics(columns: dict[str, np.ndarray], prob: float = 0.95) -> pd.DataFrame:
+    """Estimate, error, interval, Rhat and ESS for each ``(chain, draw)`` array."""
+    dataset = az.convert_to_dataset({k: v for k, v in columns.items()})
+    rhat = az.rhat(dataset)
+    bulk = az.ess(dataset, method="bulk")
+    tail = az.ess(dataset, method="tail")
+    rows = {}
+    for name, values in columns.items():
+        flat = values.reshape(-1)
+        lo, hi = np.quantile(flat, [(1 - prob) / 2, (1 + prob) / 2])
+        rows[name] = [
+            flat.mean(), flat.std(ddof=1), lo, hi,
+            float(rhat[name]), float(bulk[name]), float(tail[name]),
+        ]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+
+
+def posterior_summary(idata: az.InferenceData, prob: float = 0.95) -> pd.DataFrame:
+    """Every parameter (brms names, varying effects included) with the summary columns.
+
+    Like brms's ``posterior_summary()`` with Rhat and ESS added.
+    """
+    return _statistics(brms_draws(idata), prob)
+
+
+@dataclass
+class BrmsSummary:
+    """A brms-style summary. ``str()`` prints it as brms does; ``table`` has every row.
+
+    ``table`` is indexed by brms parameter name, with columns :data:`COLUMNS` plus
+    ``block`` (``"sd"``, ``"cor"``, ``"b"`` or ``"dpar"``), ``group`` (the grouping factor
+    of a hyperparameter) and ``label`` (the row label brms prints).
+    """
+
+    header: list[str]
+    table: pd.DataFrame
+    levels: dict[str, int] = field(default_factory=dict)
+
+    def block(self, kind: str, group: str | None = None) -> pd.DataFrame:
+        """The rows of one block, labelled as brms labels them."""
+        rows = self.table[self.table["block"] == kind]
+        if group is not None:
+            rows = rows[rows["group"] == group]
+        return rows.set_index("label").rename_axis(None)[COLUMNS]
+
+    def _blocks(self):
+        groups = list(dict.fromkeys(self.table.loc[self.table["block"].isin(["sd", "cor"]), "group"]))
+        if groups:
+            yield "Multilevel Hyperparameters:", [
+                (f"~{g} (Number of levels: {self.levels.get(g, '?')})",
+                 pd.concat([self.block("sd", g), self.block("cor", g)])) for g in groups
+            ]
+        for kind, title in (("b", "Regression Coefficients:"), ("dpar", "Further Distributional Parameters:")):
+            if (self.table["block"] == kind).any():
+                yield title, [(None, self.block(kind))]
+
+    @staticmethod
+    def _format(frame: pd.DataFrame) -> pd.DataFrame:
+        shown = frame.copy().astype(object)
+        for col in COLUMNS[:4]:
+            shown[col] = frame[col].map(lambda v: f"{v:.2f}")
+        shown["Rhat"] = frame["Rhat"].map(lambda v: f"{v:.2f}")
+        for col in ("Bulk_ESS", "Tail_ESS"):
+            shown[col] = frame[col].map(lambda v: f"{v:.0f}")
+        return shown
+
+    def __str__(self) -> str:
+        lines = list(self.header)
+        for title, parts in self._blocks():
+            lines += ["", title]
+            for subtitle, frame in parts:
+                if subtitle:
+                    lines.append(subtitle)
+                lines.append(self._format(frame).to_string())
+        lines += [
+            "",
+            "Bulk_ESS and Tail_ESS are effective sample sizes; Rhat is the potential scale",
+            "reduction factor on split chains (at convergence, Rhat = 1).",
+        ]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        html = ["<pre>" + "\n".join(self.header) + "</pre>"]
+        for title, parts in self._blocks():
+            html.append(f"<p><strong>{title}</strong></p>")
+            for subtitle, frame in parts:
+                if subtitle:
+                    html.append(f"<p><code>{subtitle}</code></p>")
+                html.append(self._format(frame).to_html())
+        return "\n".join(html)
+
+    __repr__ = __str__
+
+
+def _label(name: str, kind: str) -> tuple[str, str | None]:
+    """The row label brms prints and the grouping factor, for a brms-named parameter."""
+    if kind == "sd" and (m := _SD.match(name)):
+        return f"sd({m['term']})", m["group"]
+    if kind == "cor":
+        group, _, terms = name[len("cor_"):].partition("__")
+        return f"cor({terms.replace('__', ',')})", group
+    if kind == "b":
+        return name[len("b_"):], None
+    return name, None
+
+
+def brms_summary(idata: az.InferenceData, prob: float = 0.95) -> BrmsSummary:
+    """Summarise a fit as brms's ``summary()`` does.
+
+    Works on any posterior whose parameters :mod:`course_utils.names` can name: Bambi fits
+    and hand-written models that use brms's names. The header comes from what
+    :func:`course_utils.fitting.fit_bambi` stored with the fit (formula, family, data
+    size, draws); a posterior without it gets the draws line only.
+    """
+    columns = brms_draws(idata)
+    levels: dict[str, int] = {}
+    for name in columns:
+        if m := _R.match(name):
+            levels.setdefault(m["group"], set()).add(m["level"])
+    levels = {g: len(v) for g, v in levels.items()}
+
+    kept = {n: v for n, v in columns.items() if parameter_class(n) != "r"}
+    table = _statistics(kept, prob)
+    kinds = [parameter_class(n) for n in table.index]
+    labels = [_label(n, k) for n, k in zip(table.index, kinds)]
+    table["block"] = kinds
+    table["label"] = [lab for lab, _ in labels]
+    table["group"] = [grp for _, grp in labels]
+
+    posterior = idata.posterior
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    spec = fit_spec(idata)
+    header = []
+    if spec:
+        links = "; ".join(f"{k} = {v}" for k, v in spec.get("links", {}).items())
+        header += [
+            f" Family: {spec['family']}",
+            f"  Links: {links}",
+            f"Formula: {spec['formula']}",
+            f"   Data: {spec['nobs']} observations",
+        ]
+    tune = spec.get("tune", posterior.attrs.get("tuning_steps", 0))
+    header += [
+        f"  Draws: {n_chain} chains, each with iter = {int(tune) + n_draw}; warmup = {tune}; thin = 1;",
+        f"         total post-warmup draws = {n_chain * n_draw}",
+    ]
+    return BrmsSummary(header=header, table=table, levels=levels)

@@ -1,0 +1,105 @@
+"""Build the whole book, as `make book` does, and check what a reader gets.
+
+The chapters are executed from scratch (a fresh jupyter-cache in a temporary folder);
+fitted models come from the course's fit cache, which is keyed on everything that
+changes a posterior, so a cached fit is the fit the chapter would make.
+
+The lecture's numbers are checked against the values the chapter glues, with these
+tolerances:
+
+- posterior means printed by brms with two decimals: half a unit of the last digit
+  (0.005) plus 0.001 for Monte Carlo error (their MCSE is about 0.0002 here);
+- elpd_loo, p_loo and elpd_diff: 3 units. Over eight seeds on this stack elpd_loo varied
+  with sd 0.9 (m1) and 0.4 (m2), p_loo with sd 0.7, elpd_diff with sd 1.0 (range -17.1 to
+  -14.2); brms itself gave 325.7, 308.9 and -16.7 with the lecture's seed on another
+  machine. Three units is about three run-to-run sds, wide enough for noise and narrow
+  enough to catch a wrong model (no pooling vs partial pooling differ by 15).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+CHAPTERS = ["book/intro", "book/partial-pooling"]
+
+LECTURE = {
+    # name: (lecture value, tolerance)
+    "mlm_people": (91, 0),
+    "mlm_people_with_2": (54, 0),
+    "mlm_people_with_3": (31, 0),
+    "mlm_people_with_4": (6, 0),
+    "m2_intercept": (0.19, 0.006),
+    "m2_sd_id": (0.06, 0.006),
+    "m2_sigma": (0.05, 0.006),
+    "m1_sigma": (0.05, 0.006),
+    "m2_elpd_loo": (325.1, 3.0),
+    "m2_p_loo": (65.7, 3.0),
+    "m1_elpd_loo": (310.6, 3.0),
+    "m1_p_loo": (82.9, 3.0),
+    "m1_elpd_diff": (-14.5, 3.0),
+    "m1_se_diff": (5.8, 0.5),
+    "m2_r_rows": (364_000, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return out / "_build"
+
+
+def glued(record: Path) -> dict:
+    """The values a chapter glued (myst-nb writes them beside the executed notebook)."""
+    return {name: ast.literal_eval(output["data"]["text/plain"])
+            for name, output in json.loads(record.read_text()).items()}
+
+
+def test_every_chapter_has_a_page_without_errors(built_book):
+    for chapter in CHAPTERS:
+        page = built_book / "html" / f"{chapter}.html"
+        assert page.is_file(), chapter
+        html = page.read_text()
+        assert "Traceback" not in html and "Error" not in re.sub(r"Est\.Error", "", html), chapter
+
+
+def test_figures_are_in_the_page_and_on_disk(built_book):
+    page = built_book / "html" / "book" / "partial-pooling.html"
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page.read_text())
+    assert len(images) == 2
+    for src in images:
+        assert (page.parent / src).resolve().stat().st_size > 10_000, src
+
+
+def test_equations_and_tables_are_rendered(built_book):
+    html = (built_book / "html" / "book" / "partial-pooling.html").read_text()
+    assert html.count(r"\text{con}_i") == 2  # both models' math, for MathJax to typeset
+    assert "Multilevel Hyperparameters:" in html and "sd(Intercept)" in html
+    assert "elpd_diff" in html and "se_looic" in html
+    assert "▁▂▃▇▃▂▁▁▁▁" in html  # precis histogram of con
+
+
+def test_chapter_reproduces_the_lecture(built_book):
+    values = glued(built_book / "jupyter_execute" / "book" / "partial-pooling.glue.json")
+    misses = {
+        name: (values.get(name), expected, tol)
+        for name, (expected, tol) in LECTURE.items()
+        if name not in values or abs(values[name] - expected) > tol
+    }
+    assert not misses, f"(ours, lecture, tolerance): {misses}"
