@@ -38,7 +38,13 @@ $(STAMP): requirements.lock pyproject.toml
 data: venv
 	$(BIN)/python -m course_utils.data
 
-book: data
+# jupyter-cache re-executes a chapter when its own code changes; a change to the helpers
+# or the pinned versions can change any chapter's output, so it empties the cache.
+_build/.helpers-stamp: $(wildcard course_utils/*.py) requirements.lock
+	rm -rf _build/.jupyter_cache
+	@mkdir -p _build && touch $@
+
+book: data _build/.helpers-stamp
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
 test: data

@@ -4,8 +4,9 @@ A fitted model's InferenceData is saved as NetCDF under a name and loaded on the
 instead of sampling again, but only while its *fingerprint* still matches: a hash of
 everything that changes the posterior (model, priors, data, sampler settings, seed) and
 of the library versions. Any change gives a new fingerprint, and the model is refitted
-and the file replaced. brms's own cache only checks the model and data, and silently
-returns an old fit after a library upgrade; this one does not.
+and the file replaced. brms's own cache checks nothing by default (``file_refit =
+"never"``) and only the model code and data with ``file_refit = "on_change"``; neither
+notices a library upgrade. This one does.
 
 Writes are atomic: the file is written beside its final name and renamed into place, so
 a build killed mid-write leaves either the old file or none, never half of one. A file
@@ -45,7 +46,12 @@ _VERSIONED = ("bambi", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", 
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and of the packages that can move a posterior (missing: None)."""
-    versions = {"python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+    import pytensor
+
+    versions = {
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "pytensor.floatX": pytensor.config.floatX,  # float32 and float64 runs differ
+    }
     for package in _VERSIONED:
         try:
             versions[package] = metadata.version(package)
@@ -74,8 +80,18 @@ def to_jsonable(obj):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, (set, frozenset)):
         return sorted(to_jsonable(v) for v in obj)
-    if hasattr(obj, "name") and hasattr(obj, "args"):
-        return {"dist": obj.name, **to_jsonable(dict(obj.args))}
+    if hasattr(obj, "likelihood") and hasattr(obj, "link"):  # a Bambi Family
+        likelihood = obj.likelihood
+        return {
+            "family": obj.name,
+            "likelihood": [likelihood.name, list(likelihood.params), likelihood.parent],
+            "link": {param: getattr(link, "name", repr(link)) for param, link in obj.link.items()},
+        }
+    if hasattr(obj, "name") and hasattr(obj, "args"):  # a Bambi Prior
+        jsonable = {"dist": obj.name, **to_jsonable(dict(obj.args))}
+        if getattr(obj, "dist", None) is not None:  # a custom distribution function
+            jsonable["custom"] = f"{obj.dist.__module__}.{obj.dist.__qualname__}"
+        return jsonable
     return repr(obj)
 
 

@@ -5,12 +5,11 @@ and its SHA-256 is checked before it is parsed. A local folder can stand in for 
 download: set ``COURSE_DATA_DIR`` to a folder holding the original CSV files (the
 Makefile points it at ``../shared/data`` when that folder exists).
 
-Example
--------
->>> from course_utils.data import load
->>> mlm = load("mlm")            # doctest: +SKIP
->>> mlm.shape                    # doctest: +SKIP
-(225, 6)
+Example (not run here: it needs the data)::
+
+    from course_utils.data import load
+    mlm = load("mlm")
+    mlm.shape  # (225, 6)
 """
 
 from __future__ import annotations
@@ -103,7 +102,7 @@ DATASETS: dict[str, Dataset] = {
     ),
 }
 
-_ALIASES = {"trolley": "trolley", "chimps": "chimpanzees"}
+_ALIASES = {"chimps": "chimpanzees"}
 
 
 class DataHashError(ValueError):

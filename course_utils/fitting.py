@@ -1,19 +1,21 @@
-"""Fit Bambi models with explicit seeds, through the fit cache.
+"""Fit models with explicit seeds, through the fit cache.
 
 ``fit_bambi`` is the one call chapters, exercises and the grader use to fit a Bambi
 model: it builds the model, and samples only when no cached fit matches everything that
-determines the posterior (see :mod:`course_utils.cache`).
+determines the posterior (see :mod:`course_utils.cache`). ``fit_pymc`` does the same for
+a hand-written PyMC model, keyed on the model's log-density graph and every constant in
+it (priors' parameters, data, indices).
 
-Example
--------
->>> import bambi as bmb
->>> from course_utils.fitting import fit_bambi
->>> m2, m2_idata = fit_bambi(                                    # doctest: +SKIP
-...     "m2", "con ~ 1 + (1 | id)", mlm, family="gaussian",
-...     priors={"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5),
-...             "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-...             "sigma": bmb.Prior("Exponential", lam=1)},
-...     categorical=["id"], seed=9)
+Example (not run here: it needs a fit)::
+
+    import bambi as bmb
+    from course_utils.fitting import fit_bambi
+    m2, m2_idata = fit_bambi(
+        "m2", "con ~ 1 + (1 | id)", mlm, family="gaussian",
+        priors={"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5),
+                "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
+                "sigma": bmb.Prior("Exponential", lam=1)},
+        categorical=["id"], seed=9)
 """
 
 from __future__ import annotations
@@ -26,65 +28,76 @@ from collections.abc import Mapping, Sequence
 import arviz as az
 import bambi as bmb
 import pandas as pd
+import pymc as pm
+import pytensor
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import ancestors
 
 from .cache import cached_idata, to_jsonable
 
-__all__ = ["data_hash", "fit_bambi", "fit_key", "fit_spec"]
+__all__ = ["data_hash", "fit_bambi", "fit_key", "fit_pymc", "fit_spec", "pymc_model_key"]
 
 SPEC_ATTR = "course_spec"
 
 
 def data_hash(data: pd.DataFrame) -> str:
-    """SHA-256 of a DataFrame's content: column names, dtypes and every value, in order."""
+    """SHA-256 of a DataFrame's content: column names, dtypes and every value, in order.
+
+    For categorical columns the categories and their order count too: they decide the
+    reference level and the order of an ordinal outcome.
+    """
     digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
+    dtypes = []
+    for column, dtype in data.dtypes.items():
+        entry = [str(column), str(dtype)]
+        if isinstance(dtype, pd.CategoricalDtype):
+            entry += [[str(c) for c in dtype.categories], bool(dtype.ordered)]
+        dtypes.append(entry)
+    digest.update(json.dumps(dtypes).encode())
     digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
-def _family_name(family) -> str:
-    return family if isinstance(family, str) else getattr(family, "name", repr(family))
+# fit_bambi's model and sampler settings, with their defaults; all of them are in the key.
+MODEL_DEFAULTS = {"family": "gaussian", "priors": None, "link": None, "categorical": None, "noncentered": True}
+SAMPLER_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": "pymc", "log_likelihood": True}
 
 
-def fit_key(
-    formula: str,
-    data: pd.DataFrame,
-    *,
-    family="gaussian",
-    priors: Mapping | None = None,
-    link=None,
-    categorical: Sequence[str] | None = None,
-    noncentered: bool = True,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int,
-    sampler: str = "pymc",
-    log_likelihood: bool = True,
-    sample_kwargs: Mapping | None = None,
-) -> dict:
+def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mapping | None = None, **settings) -> dict:
     """Everything that determines a Bambi fit's posterior, as a plain dict.
 
-    ``cores`` and ``progressbar`` are left out: they change how the chains run, not the
-    draws (each chain's seed is derived from ``seed``).
+    ``settings`` are :func:`fit_bambi`'s model and sampler arguments (``family``,
+    ``priors``, ``link``, ``categorical``, ``noncentered``, ``draws``, ``tune``,
+    ``chains``, ``sampler``, ``log_likelihood``); missing ones take their defaults.
+    ``cores`` and ``progressbar`` are not settings: they change how the chains run, not
+    the draws (each chain's seed is derived from ``seed``).
     """
+    unknown = set(settings) - set(MODEL_DEFAULTS) - set(SAMPLER_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown fit setting(s) {sorted(unknown)}")
+    merged = {**MODEL_DEFAULTS, **SAMPLER_DEFAULTS, **settings}
+    merged["categorical"] = sorted(merged["categorical"] or [])
     return {
         "interface": "bambi",
         "formula": str(formula),
-        "family": _family_name(family),
-        "link": to_jsonable(link),
-        "priors": to_jsonable(priors or {}),
-        "categorical": sorted(categorical or []),
-        "noncentered": noncentered,
         "data": data_hash(data),
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
         "seed": seed,
-        "log_likelihood": log_likelihood,
+        **{name: to_jsonable(value) for name, value in merged.items()},
         "sample_kwargs": to_jsonable(sample_kwargs or {}),
     }
+
+
+def _brms_links(model: bmb.Model) -> dict[str, str]:
+    """The links brms prints: the mean parameter as ``mu``; a parameter without a linear
+    predictor of its own (e.g. a constant ``sigma``) has the identity link."""
+    parent = model.family.likelihood.parent
+    links = {"mu": model.family.link[parent].name}
+    for param in model.family.likelihood.params:
+        if param != parent and param in model.family.link and param != "threshold":
+            modelled = param in model.distributional_components
+            links[param] = model.family.link[param].name if modelled else "identity"
+    return links
 
 
 def fit_spec(idata: az.InferenceData) -> dict:
@@ -145,14 +158,14 @@ def fit_bambi(
     (bambi.Model, arviz.InferenceData)
         The built model (for predictions) and its posterior.
     """
+    settings = dict(
+        family=family, priors=priors, link=link, categorical=categorical, noncentered=noncentered,
+        draws=draws, tune=tune, chains=chains, sampler=sampler, log_likelihood=log_likelihood,
+    )
+    key = fit_key(formula, data, seed=seed, sample_kwargs=sample_kwargs, **settings)
     model = bmb.Model(
         formula, data, family=family, priors=dict(priors) if priors else None, link=link,
         categorical=list(categorical) if categorical else None, noncentered=noncentered,
-    )
-    key = fit_key(
-        formula, data, family=family, priors=priors, link=link, categorical=categorical,
-        noncentered=noncentered, draws=draws, tune=tune, chains=chains, seed=seed,
-        sampler=sampler, log_likelihood=log_likelihood, sample_kwargs=sample_kwargs,
     )
 
     def sample() -> az.InferenceData:
@@ -167,12 +180,7 @@ def fit_bambi(
             "name": name,
             "formula": str(formula),
             "family": model.family.name,
-            # Links of the parameters that have a linear predictor, as brms prints them.
-            "links": {
-                param: model.family.link[param].name
-                for param in model.distributional_components
-                if param in model.family.link
-            },
+            "links": _brms_links(model),
             "nobs": int(len(data)),
             "response": model.response_component.response.name,
             "chains": chains,
@@ -187,3 +195,79 @@ def fit_bambi(
     if not model.built:
         model.build()
     return model, idata
+
+
+def pymc_model_key(model: pm.Model) -> dict:
+    """A PyMC model's identity: its log-density graph, its constants and its coordinates.
+
+    Any change of a distribution, a prior's parameter, the data or the indices changes
+    the printed graph or the hash of its constants.
+    """
+    logp = model.logp()
+    graph = pytensor.printing.debugprint(logp, file="str", print_type=True)
+    digest = hashlib.sha256()
+    for node in ancestors([logp]):
+        if isinstance(node, (Constant, SharedVariable)):
+            value = node.data if isinstance(node, Constant) else node.get_value()
+            digest.update(str(getattr(value, "dtype", type(value))).encode())
+            digest.update(getattr(value, "tobytes", lambda: repr(value).encode())())
+    coords = {name: [str(v) for v in values] for name, values in model.coords.items()}
+    return {
+        "graph": hashlib.sha256(graph.encode()).hexdigest(),
+        "constants": digest.hexdigest(),
+        "coords": coords,
+        "free": [rv.name for rv in model.free_RVs],
+        "observed": [rv.name for rv in model.observed_RVs],
+    }
+
+
+def fit_pymc(
+    name: str,
+    model: pm.Model,
+    *,
+    description: Mapping,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int,
+    log_likelihood: bool = True,
+    cores: int | None = None,
+    progressbar: bool = False,
+    cache: str | os.PathLike | None = None,
+    refit: bool = False,
+    **sample_kwargs,
+) -> az.InferenceData:
+    """Sample a hand-written PyMC model (PyMC's NUTS), or load its cached posterior.
+
+    ``description`` is what the brms-style summary prints in its header: ``formula``,
+    ``family``, ``links`` (e.g. ``{"mu": "logit"}``) and ``nobs``. Name the model's
+    variables the brms way (``b_...``, ``sd_<group>__...``, ``r_<group>...``) so the
+    course's summaries, draws and predictions read them. Other arguments as in
+    :func:`fit_bambi`.
+    """
+    key = {
+        "interface": "pymc",
+        "model": pymc_model_key(model),
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": seed,
+        "log_likelihood": log_likelihood,
+        "sample_kwargs": to_jsonable(sample_kwargs),
+    }
+
+    def sample() -> az.InferenceData:
+        with model:
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, random_seed=seed,
+                cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
+                progressbar=progressbar, idata_kwargs={"log_likelihood": log_likelihood},
+                **sample_kwargs,
+            )
+        idata.posterior.attrs[SPEC_ATTR] = json.dumps({
+            "name": name, **to_jsonable(dict(description)), "chains": chains, "draws": draws,
+            "tune": tune, "sampler": "pymc", "seed": seed,
+        })
+        return idata
+
+    return cached_idata(name, key, sample, folder=cache, refit=refit)

@@ -7,11 +7,15 @@ colour blindness. Functions draw on an ``ax`` they are given (or a new one) and 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from .draws import mean_qi
 
-__all__ = ["PALETTE", "plot_cluster_intervals", "plot_shrinkage", "use_course_style"]
+__all__ = [
+    "PALETTE", "plot_cluster_intervals", "plot_densities", "plot_intervals", "plot_prediction_panels",
+    "plot_shrinkage", "use_course_style",
+]
 
 # Okabe-Ito colours, in the order the course uses them.
 PALETTE = {
@@ -68,7 +72,7 @@ def plot_cluster_intervals(
 
 def plot_shrinkage(
     no_pooling: pd.Series, partial_pooling: pd.Series, *, ax=None, reference: float | None = None,
-    ylabel: str = "estimate", xlabel: str | None = None,
+    reference_label: str = "mean of no-pooling estimates", ylabel: str = "estimate", xlabel: str | None = None,
 ):
     """Each cluster's estimate under no pooling and partial pooling, side by side.
 
@@ -81,9 +85,94 @@ def plot_shrinkage(
     ax.scatter(x, partial_pooling.reindex(no_pooling.index).to_numpy(), s=28, facecolors="none",
                edgecolors=PALETTE["partial pooling"], linewidths=1.3, label="partial pooling", zorder=3)
     if reference is not None:
-        ax.axhline(reference, ls="--", color=PALETTE["neutral"], lw=1, label="mean of no-pooling estimates")
+        ax.axhline(reference, ls="--", color=PALETTE["neutral"], lw=1, label=reference_label)
     ax.set_xticks([])
     ax.set_xlabel(xlabel if xlabel is not None else (no_pooling.index.name or "cluster"))
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.12), ncol=3)
     return ax
+
+
+def plot_intervals(draws: dict, *, ax=None, prob: float = 0.5, prob_outer: float = 0.9, color=None):
+    """Forest plot: median, inner and outer quantile intervals per parameter, top to bottom.
+
+    ``draws`` maps a label to its draws (any shape), e.g. from
+    :func:`course_utils.names.brms_draws`. The defaults are bayesplot's ``mcmc_intervals``
+    (brms's ``mcmc_plot``): 50% and 90% intervals around the median.
+    """
+    ax = ax or plt.gca()
+    color = color or PALETTE["partial pooling"]
+    labels = list(draws)
+    y = np.arange(len(labels))[::-1]
+    for yi, label in zip(y, labels):
+        values = np.asarray(draws[label]).reshape(-1)
+        outer = np.quantile(values, [(1 - prob_outer) / 2, (1 + prob_outer) / 2])
+        inner = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2])
+        ax.hlines(yi, *outer, color=color, lw=1)
+        ax.hlines(yi, *inner, color=color, lw=3.5)
+        ax.plot(np.median(values), yi, "o", color="white", mec=color, mew=1.5, ms=6, zorder=3)
+    ax.axvline(0, color=PALETTE["neutral"], lw=0.8, ls=":")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(f"posterior median, {prob:.0%} and {prob_outer:.0%} intervals")
+    return ax
+
+
+def plot_densities(draws: dict, *, ax=None, colors=None, xlim=None, xlabel="value"):
+    """Smoothed posterior densities, each labelled at its peak (no legend to look up)."""
+    from scipy.stats import gaussian_kde
+
+    ax = ax or plt.gca()
+    colors = colors or [PALETTE["partial pooling"], PALETTE["no pooling"], PALETTE["accent"]]
+    for (label, values), color in zip(draws.items(), colors):
+        values = np.asarray(values).reshape(-1)
+        grid = np.linspace(*(xlim or (values.min(), values.max())), 400)
+        density = gaussian_kde(values)(grid)
+        ax.fill_between(grid, density, color=color, alpha=0.6, lw=0)
+        peak = density.argmax()
+        ax.annotate(label, (grid[peak], density[peak]), xytext=(6, 4), textcoords="offset points", color=color,
+                    fontweight="bold")
+    ax.set_yticks([])
+    ax.set_ylabel("posterior density")
+    ax.set_xlabel(xlabel)
+    if xlim:
+        ax.set_xlim(*xlim)
+    return ax
+
+
+def plot_prediction_panels(
+    predictions: dict, *, x: str, facet: str, observed: pd.DataFrame | None = None, value: str = ".epred",
+    x_labels: dict | None = None, ylabel: str = "probability", ncols: int = 4, ylim=(0, 1),
+):
+    """One panel per ``facet`` level: posterior mean lines and 95% ribbons over ``x``.
+
+    ``predictions`` maps a legend label to a :func:`course_utils.draws.mean_qi` table (with
+    a ``.width`` of 0.95). A table without the ``facet`` column (e.g. the average cluster)
+    is drawn in every panel. ``observed`` (columns ``facet``, ``x``, ``value``) adds open
+    circles.
+    """
+    facets = next(pd.unique(t[facet]) for t in predictions.values() if facet in t.columns)
+    nrows = int(np.ceil(len(facets) / ncols))
+    fig, axs = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.1 * nrows), sharex=True, sharey=True,
+                            squeeze=False)
+    colors = [PALETTE["partial pooling"], PALETTE["no pooling"], PALETTE["accent"]]
+    for ax, level in zip(axs.flat, facets):
+        for (label, table), color in zip(predictions.items(), colors):
+            rows = table[table[facet] == level] if facet in table.columns else table
+            rows = rows[rows[".width"] == 0.95] if ".width" in rows.columns else rows
+            xs = rows[x].map(x_labels) if x_labels else rows[x].astype(str)
+            ax.fill_between(xs, rows[".lower"], rows[".upper"], color=color, alpha=0.25, lw=0)
+            ax.plot(xs, rows[value], color=color, label=label)
+        if observed is not None:
+            obs = observed[observed[facet] == level]
+            xs = obs[x].map(x_labels) if x_labels else obs[x].astype(str)
+            ax.plot(xs, obs[value], "o", mfc="none", color="black", ms=5, label="observed", clip_on=False)
+        ax.set_title(f"{facet} {level}")
+        ax.set_ylim(*ylim)
+    for ax in axs.flat[len(facets):]:
+        ax.set_visible(False)
+    for ax in axs[:, 0]:
+        ax.set_ylabel(ylabel)
+    handles, labels = axs.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.04))
+    fig.tight_layout()
+    return fig, axs

@@ -44,7 +44,8 @@ def pretty_breaks(low: float, high: float, n: int = 10) -> np.ndarray:
 
 def histospark(values, width: int = 10) -> str:
     """A histogram as a string of unicode blocks, one per bin (rethinking's ``histospark``)."""
-    x = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(dtype=float)
+    x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    x = x[np.isfinite(x)]  # like R's hist(), which ignores NA; infinities have no bin
     if x.size == 0:
         return ""
     edges = pretty_breaks(x.min(), x.max(), width)

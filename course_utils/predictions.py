@@ -1,43 +1,264 @@
-"""Posterior predictions as tidy draws, after tidybayes's ``epred_draws``.
+"""Predictions from varying-intercept models, for clusters in the sample, the average
+cluster and new clusters, as tidy draws (tidybayes's ``epred_draws``/``linpred_draws``).
 
-:func:`epred_draws` gives, for each row of new data, the posterior draws of the
-expected outcome (the mean of the response distribution: ``mu`` for a gaussian model,
-the probability for a bernoulli one), with the clusters' own varying effects included
-(brms ``re_formula = NULL``).
+One API serves Bambi fits and hand-written PyMC models. Three cases, as brms names them:
 
-Example
--------
->>> people = mlm[["id"]].drop_duplicates()                         # doctest: +SKIP
->>> m2_epred = epred_draws(m2, m2_idata, people)                 # doctest: +SKIP
->>> mean_qi(m2_epred, ".epred", by=["id"])                        # doctest: +SKIP
+================================  ==========================================================
+``clusters=``                     brms
+================================  ==========================================================
+``"sample"``                      ``re_formula = NULL``: each cluster's own varying effects
+``"average"``                     ``re_formula = NA``: varying effects set to zero, i.e. a
+                                  cluster exactly at the population mean
+``"new"``                         ``allow_new_levels = TRUE``: clusters not in the data get
+                                  new effects; clusters in the data keep their own
+================================  ==========================================================
+
+How a new cluster's effect is drawn (``new_levels=``), for every posterior draw ``s``:
+
+- ``"gaussian"`` (default; brms ``sample_new_levels = "gaussian"``): a fresh value from
+  Normal(0, sd[s]), the model's own population distribution. This is what the lecture
+  does by hand for its 100 simulated chimpanzees.
+- ``"uncertainty"`` (brms's default ``sample_new_levels = "uncertainty"``, and what
+  Bambi's ``sample_new_groups=True`` does): the effect, at draw ``s``, of an existing
+  cluster chosen at random, afresh for each draw.
+
+Each new level in ``newdata`` (e.g. ``"New1"``, ``"New2"``) gets its own independent
+effect. Drawing new effects needs ``seed``; the same seed gives the same predictions.
+
+Example (not run here: it needs a fit)::
+
+    people = mlm[["id"]].drop_duplicates()
+    m2_epred = epred_draws((m2, m2_idata), people)
+    mean_qi(m2_epred, ".epred", by=["id"])
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
 import arviz as az
-import bambi as bmb
 import numpy as np
 import pandas as pd
+import xarray as xr
+from scipy.special import expit
 
-__all__ = ["epred_draws"]
+__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "from_bambi", "linear_predictor", "linpred_draws"]
+
+CLUSTERS = ("sample", "average", "new")
+NEW_LEVELS = ("gaussian", "uncertainty")
+FAMILIES = ("gaussian", "bernoulli", "cumulative")
 
 
-def epred_draws(model: bmb.Model, idata: az.InferenceData, newdata: pd.DataFrame) -> pd.DataFrame:
-    """Draws of the expected outcome for each row of ``newdata``, long.
+@dataclass(frozen=True)
+class VaryingIntercept:
+    """A varying intercept: its posterior variable (one value per cluster) and its sd's."""
 
-    Returns ``newdata``'s columns, ``.row`` (the row's position in ``newdata``, from 0),
-    ``.epred`` and the draw indices, one row per (newdata row, draw).
+    effects: str
+    sd: str
+
+
+@dataclass
+class LinearModel:
+    """What predictions need to know about a fitted model.
+
+    Attributes
+    ----------
+    idata : InferenceData
+        The posterior.
+    fixed : callable
+        ``fixed(posterior, newdata)`` returns the population-level part of the linear
+        predictor, an array (chain, draw, row).
+    varying : mapping
+        Data column naming the cluster -> its :class:`VaryingIntercept`.
+    family : str
+        ``"gaussian"`` (identity link), ``"bernoulli"`` (logit link) or ``"cumulative"``
+        (logit link; then ``thresholds`` names the cutpoints, with
+        P(Y <= k) = logistic(threshold_k - eta)).
     """
+
+    idata: az.InferenceData
+    fixed: Callable[[xr.Dataset, pd.DataFrame], np.ndarray]
+    varying: Mapping[str, VaryingIntercept] = field(default_factory=dict)
+    family: str = "gaussian"
+    thresholds: str | None = None
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"family {self.family!r} is not supported; use one of {FAMILIES}")
+        if self.family == "cumulative" and self.thresholds is None:
+            raise ValueError("a cumulative model needs the name of its thresholds variable")
+
+
+def from_bambi(model, idata: az.InferenceData) -> LinearModel:
+    """Describe a fitted Bambi model with varying intercepts as a :class:`LinearModel`."""
+    family = model.family.name
+    if family not in FAMILIES:
+        raise NotImplementedError(f"predictions for the {family} family are not implemented")
+    component = model.components[model.family.likelihood.parent]
+    varying = {}
+    for name in component.group_specific_terms:
+        expr, factor = name.split("|")
+        if expr != "1":
+            raise NotImplementedError(f"{name}: only varying intercepts (1|group) are supported")
+        varying[factor] = VaryingIntercept(effects=name, sd=f"{name}_sigma")
+
+    def fixed(posterior: xr.Dataset, newdata: pd.DataFrame) -> np.ndarray:
+        shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(newdata))
+        eta = np.zeros(shape)
+        if component.design.common is None:
+            return eta
+        design = component.design.common.evaluate_new_data(newdata)
+        X = np.asarray(design.design_matrix, dtype=float)
+        for term, columns in design.slices.items():
+            beta = posterior[term].to_numpy().reshape(shape[0], shape[1], -1)
+            eta += np.einsum("nk,cdk->cdn", X[:, columns], beta)
+        return eta
+
+    thresholds = "threshold" if family == "cumulative" else None
+    return LinearModel(idata=idata, fixed=fixed, varying=varying, family=family, thresholds=thresholds)
+
+
+def _as_linear_model(fit) -> LinearModel:
+    if isinstance(fit, LinearModel):
+        return fit
+    if isinstance(fit, tuple) and len(fit) == 2:
+        return from_bambi(*fit)
+    raise TypeError("pass a LinearModel or the (model, idata) pair that fit_bambi returns")
+
+
+def _cluster_effects(
+    effects: xr.DataArray, sd: xr.DataArray, levels: pd.Series, clusters: str, new_levels: str,
+    rng: np.random.Generator | None, column: str,
+) -> np.ndarray:
+    """One group's varying intercepts for each row of new data, (chain, draw, row)."""
+    dim = next(d for d in effects.dims if d not in ("chain", "draw"))
+    values = effects.transpose("chain", "draw", dim).to_numpy()
+    known = {str(level): i for i, level in enumerate(effects[dim].to_numpy())}
+    wanted = pd.unique(levels.astype(str))
+    unknown = [level for level in wanted if level not in known]
+    if unknown and clusters == "sample":
+        raise KeyError(
+            f"{column} level(s) {unknown[:5]} are not in the data the model was fitted to; "
+            "predict them with clusters='new'"
+        )
+    columns = {level: values[:, :, known[level]] for level in wanted if level in known}
+    n_chain, n_draw, n_known = values.shape
+    for level in unknown:
+        if new_levels == "gaussian":
+            columns[level] = rng.normal(size=(n_chain, n_draw)) * sd.transpose("chain", "draw").to_numpy()
+        else:
+            pick = rng.integers(n_known, size=(n_chain, n_draw))
+            columns[level] = np.take_along_axis(values, pick[..., None], axis=2)[..., 0]
+    return np.stack([columns[level] for level in levels.astype(str)], axis=-1)
+
+
+def linear_predictor(
+    fit, newdata: pd.DataFrame, *, clusters: str = "sample", groups: Sequence[str] | None = None,
+    new_levels: str = "gaussian", seed: int | None = None,
+) -> np.ndarray:
+    """The linear predictor for each row of ``newdata``, an array (chain, draw, row).
+
+    ``groups`` picks which varying intercepts to include (brms ``re_formula``): default
+    all of them; ``clusters="average"`` includes none. See the module docs for the rest.
+    """
+    fit = _as_linear_model(fit)
+    if clusters not in CLUSTERS:
+        raise ValueError(f"clusters must be one of {CLUSTERS}, not {clusters!r}")
+    if new_levels not in NEW_LEVELS:
+        raise ValueError(f"new_levels must be one of {NEW_LEVELS}, not {new_levels!r}")
+    posterior = fit.idata.posterior
     newdata = newdata.reset_index(drop=True)
-    predicted = model.predict(idata, kind="response_params", data=newdata, inplace=False)
-    param = model.family.likelihood.parent
-    values = predicted.posterior[param].transpose("chain", "draw", "__obs__").to_numpy()
-    n_chain, n_draw, n_obs = values.shape
-    frame = newdata.loc[np.repeat(np.arange(n_obs), n_chain * n_draw)].reset_index(drop=True)
-    frame[".row"] = np.repeat(np.arange(n_obs), n_chain * n_draw)
-    frame[".epred"] = values.transpose(2, 0, 1).reshape(-1)
-    frame[".chain"] = np.tile(np.repeat(np.arange(1, n_chain + 1), n_draw), n_obs)
-    frame[".iteration"] = np.tile(np.arange(1, n_draw + 1), n_chain * n_obs)
-    frame[".draw"] = np.tile(np.arange(1, n_chain * n_draw + 1), n_obs)
-    frame.attrs["groups"] = [*newdata.columns, ".row"]
+    eta = fit.fixed(posterior, newdata)
+    if clusters == "average":
+        return eta
+    groups = list(fit.varying) if groups is None else list(groups)
+    for column in groups:
+        if column not in fit.varying:
+            raise KeyError(f"the model has no varying intercept per {column!r}; it has {list(fit.varying)}")
+        if column not in newdata.columns:
+            raise KeyError(
+                f"newdata has no column {column!r}; add it, or leave that group out with "
+                f"groups={[g for g in groups if g != column]}"
+            )
+    rng = None
+    if clusters == "new":
+        if seed is None:
+            raise ValueError("new clusters are drawn at random: pass seed=<int> so the predictions can be reproduced")
+        rng = np.random.default_rng(seed)
+    for column in groups:
+        term = fit.varying[column]
+        eta = eta + _cluster_effects(
+            posterior[term.effects], posterior[term.sd], newdata[column], clusters, new_levels, rng, column,
+        )
+    return eta
+
+
+def _response(fit: LinearModel, eta: np.ndarray) -> np.ndarray:
+    """Expected outcome: the mean, the probability, or one probability per category (last axis)."""
+    if fit.family == "gaussian":
+        return eta
+    if fit.family == "bernoulli":
+        return expit(eta)
+    tau = fit.idata.posterior[fit.thresholds].transpose("chain", "draw", ...).to_numpy()
+    below = expit(tau[:, :, None, :] - eta[..., None])  # P(Y <= k), k = 1 .. K-1
+    shape = below.shape[:-1] + (1,)
+    cumulative = np.concatenate([np.zeros(shape), below, np.ones(shape)], axis=-1)
+    return np.diff(cumulative, axis=-1)
+
+
+def _long(newdata: pd.DataFrame, values: np.ndarray, column: str) -> pd.DataFrame:
+    """Draws (chain, draw, row[, category]) as a long table joined to ``newdata``."""
+    newdata = newdata.reset_index(drop=True)
+    n_chain, n_draw, n_row = values.shape[:3]
+    n_cat = values.shape[3] if values.ndim == 4 else 1
+    per_row = n_chain * n_draw * n_cat
+    order = values.transpose(2, 3, 0, 1) if values.ndim == 4 else values.transpose(2, 0, 1)
+    frame = newdata.loc[np.repeat(np.arange(n_row), per_row)].reset_index(drop=True)
+    frame[".row"] = np.repeat(np.arange(n_row), per_row)
+    groups = [*newdata.columns, ".row"]
+    if values.ndim == 4:
+        frame[".category"] = np.tile(np.repeat(np.arange(1, n_cat + 1), n_chain * n_draw), n_row)
+        groups.append(".category")
+    frame[column] = order.reshape(-1)
+    frame[".chain"] = np.tile(np.repeat(np.arange(1, n_chain + 1), n_draw), n_row * n_cat)
+    frame[".iteration"] = np.tile(np.arange(1, n_draw + 1), n_chain * n_row * n_cat)
+    frame[".draw"] = np.tile(np.arange(1, n_chain * n_draw + 1), n_row * n_cat)
+    frame.attrs["groups"] = groups
     return frame
+
+
+def epred_draws(
+    fit, newdata: pd.DataFrame, *, clusters: str = "sample", groups: Sequence[str] | None = None,
+    new_levels: str = "gaussian", seed: int | None = None,
+) -> pd.DataFrame:
+    """Draws of the expected outcome for each row of ``newdata``, long (tidybayes's ``epred_draws``).
+
+    Parameters
+    ----------
+    fit : LinearModel or (bambi.Model, InferenceData)
+        A fitted model; ``fit_bambi``'s return value can be passed as it is.
+    newdata : DataFrame
+        Predictor values, and cluster columns unless ``clusters="average"``.
+    clusters, groups, new_levels, seed
+        Which varying effects to use and how to draw new clusters' (module docs).
+
+    Returns
+    -------
+    DataFrame
+        ``newdata``'s columns, ``.row`` (position in ``newdata``), for a cumulative model
+        ``.category`` (1 to K), then ``.epred`` (the mean, probability or category
+        probability) and ``.chain``, ``.iteration``, ``.draw``.
+    """
+    model = _as_linear_model(fit)
+    eta = linear_predictor(model, newdata, clusters=clusters, groups=groups, new_levels=new_levels, seed=seed)
+    return _long(newdata, _response(model, eta), ".epred")
+
+
+def linpred_draws(
+    fit, newdata: pd.DataFrame, *, clusters: str = "sample", groups: Sequence[str] | None = None,
+    new_levels: str = "gaussian", seed: int | None = None,
+) -> pd.DataFrame:
+    """Like :func:`epred_draws`, on the linear-predictor scale (column ``.linpred``)."""
+    eta = linear_predictor(fit, newdata, clusters=clusters, groups=groups, new_levels=new_levels, seed=seed)
+    return _long(newdata, eta, ".linpred")

@@ -5,21 +5,20 @@ Columns: Estimate (posterior mean), Est.Error (posterior sd), l-95% CI and u-95%
 ESS, as brms and ArviZ compute them). Blocks: multilevel hyperparameters (one per
 grouping factor), regression coefficients, further distributional parameters.
 
-Example
--------
->>> print(brms_summary(m2_idata))                                 # doctest: +SKIP
- Family: gaussian
-  Links: mu = identity
-Formula: con ~ 1 + (1 | id)
-   Data: 225 observations
-  Draws: 4 chains, each with iter = 2000; warmup = 1000; thin = 1;
-         total post-warmup draws = 4000
-...
+Example (not run here: it needs a fit)::
+
+    print(brms_summary(m2_idata))
+    #  Family: gaussian
+    #   Links: mu = identity; sigma = identity
+    # Formula: con ~ 1 + (1 | id)
+    #    Data: 225 observations
+    #   Draws: 4 chains, each with iter = 2000; warmup = 1000; thin = 1;
+    #          total post-warmup draws = 4000
+    # ...
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import arviz as az
@@ -27,18 +26,16 @@ import numpy as np
 import pandas as pd
 
 from .fitting import fit_spec
-from .names import brms_draws, parameter_class
+from .names import brms_draws, parameter_class, parse_brms_name
 
 __all__ = ["BrmsSummary", "brms_summary", "posterior_summary"]
 
 COLUMNS = ["Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]
-_SD = re.compile(r"^sd_(?P<group>.+?)__(?P<term>.+)$")
-_R = re.compile(r"^r_(?P<group>.+?)\[(?P<level>.*),(?P<term>[^,]*)\]$")
 
 
-def _statistics(columns: dict[str, np.ndarray], prob: float = 0.95) -> pd.DataFrame:
-    """Estimate, error, interval, Rhat and ESS for each ``(chain, draw)`` array."""
-    dataset = az.convert_to_dataset({k: v for k, v in columns.items()})
+def _statistics(columns: dict[str, np.ndarray], prob: float = 0.95, mcse: bool = False) -> pd.DataFrame:
+    """Estimate, error, interval, Rhat and ESS (and MCSE) for each ``(chain, draw)`` array."""
+    dataset = az.convert_to_dataset(columns)
     rhat = az.rhat(dataset)
     bulk = az.ess(dataset, method="bulk")
     tail = az.ess(dataset, method="tail")
@@ -50,15 +47,20 @@ def _statistics(columns: dict[str, np.ndarray], prob: float = 0.95) -> pd.DataFr
             flat.mean(), flat.std(ddof=1), lo, hi,
             float(rhat[name]), float(bulk[name]), float(tail[name]),
         ]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+    if mcse:
+        errors = az.mcse(dataset, method="mean")
+        table["MCSE"] = [float(errors[name]) for name in table.index]
+    return table
 
 
-def posterior_summary(idata: az.InferenceData, prob: float = 0.95) -> pd.DataFrame:
+def posterior_summary(idata: az.InferenceData, prob: float = 0.95, mcse: bool = False) -> pd.DataFrame:
     """Every parameter (brms names, varying effects included) with the summary columns.
 
-    Like brms's ``posterior_summary()`` with Rhat and ESS added.
+    Like brms's ``posterior_summary()`` with Rhat and ESS added; ``mcse=True`` adds the
+    Monte Carlo standard error of each posterior mean (column ``MCSE``).
     """
-    return _statistics(brms_draws(idata), prob)
+    return _statistics(brms_draws(idata), prob, mcse)
 
 
 @dataclass
@@ -130,14 +132,12 @@ class BrmsSummary:
     __repr__ = __str__
 
 
-def _label(name: str, kind: str) -> tuple[str, str | None]:
+def _label(name: str) -> tuple[str, str | None]:
     """The row label brms prints and the grouping factor, for a brms-named parameter."""
-    if kind == "sd" and (m := _SD.match(name)):
-        return f"sd({m['term']})", m["group"]
-    if kind == "cor":
-        group, _, terms = name[len("cor_"):].partition("__")
-        return f"cor({terms.replace('__', ',')})", group
-    if kind == "b":
+    parsed = parse_brms_name(name)
+    if parsed["class"] in ("sd", "cor") and "group" in parsed:
+        return f"{parsed['class']}({parsed['term']})", parsed["group"]
+    if parsed["class"] == "b":
         return name[len("b_"):], None
     return name, None
 
@@ -151,16 +151,16 @@ def brms_summary(idata: az.InferenceData, prob: float = 0.95) -> BrmsSummary:
     size, draws); a posterior without it gets the draws line only.
     """
     columns = brms_draws(idata)
-    levels: dict[str, int] = {}
+    levels: dict[str, set] = {}
     for name in columns:
-        if m := _R.match(name):
-            levels.setdefault(m["group"], set()).add(m["level"])
-    levels = {g: len(v) for g, v in levels.items()}
+        parsed = parse_brms_name(name)
+        if parsed["class"] == "r" and "level" in parsed:
+            levels.setdefault(parsed["group"], set()).add(parsed["level"])
 
     kept = {n: v for n, v in columns.items() if parameter_class(n) != "r"}
     table = _statistics(kept, prob)
     kinds = [parameter_class(n) for n in table.index]
-    labels = [_label(n, k) for n, k in zip(table.index, kinds)]
+    labels = [_label(n) for n in table.index]
     table["block"] = kinds
     table["label"] = [lab for lab, _ in labels]
     table["group"] = [grp for _, grp in labels]
@@ -182,4 +182,4 @@ def brms_summary(idata: az.InferenceData, prob: float = 0.95) -> BrmsSummary:
         f"  Draws: {n_chain} chains, each with iter = {int(tune) + n_draw}; warmup = {tune}; thin = 1;",
         f"         total post-warmup draws = {n_chain * n_draw}",
     ]
-    return BrmsSummary(header=header, table=table, levels=levels)
+    return BrmsSummary(header=header, table=table, levels={g: len(v) for g, v in levels.items()})

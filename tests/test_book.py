@@ -31,7 +31,8 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-CHAPTERS = ["book/intro", "book/partial-pooling"]
+CHAPTERS = ["book/intro", "book/partial-pooling", "book/crossed-clusters"]
+FIGURES = {"book/partial-pooling": 2, "book/crossed-clusters": 6}
 
 LECTURE = {
     # name: (lecture value, tolerance)
@@ -48,6 +49,15 @@ LECTURE = {
     "m1_elpd_loo": (310.6, 3.0),
     "m1_p_loo": (82.9, 3.0),
     "m1_elpd_diff": (-14.5, 3.0),
+    # Standard errors move little between runs (sd under 0.1 over eight seeds).
+    "m2_se_elpd_loo": (11.3, 0.5),
+    "m2_se_p_loo": (5.2, 0.5),
+    "m2_looic": (-650.2, 6.0),
+    "m2_se_looic": (22.6, 1.0),
+    "m1_se_elpd_loo": (9.4, 0.5),
+    "m1_se_p_loo": (5.3, 0.5),
+    "m1_looic": (-621.1, 6.0),
+    "m1_se_looic": (18.9, 1.0),
     "m1_se_diff": (5.8, 0.5),
     "m2_r_rows": (364_000, 0),
 }
@@ -79,12 +89,19 @@ def test_every_chapter_has_a_page_without_errors(built_book):
         assert "Traceback" not in html and "Error" not in re.sub(r"Est\.Error", "", html), chapter
 
 
-def test_figures_are_in_the_page_and_on_disk(built_book):
-    page = built_book / "html" / "book" / "partial-pooling.html"
+@pytest.mark.parametrize("chapter", list(FIGURES))
+def test_figures_are_in_the_page_and_on_disk(built_book, chapter):
+    page = built_book / "html" / f"{chapter}.html"
     images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page.read_text())
-    assert len(images) == 2
+    assert len(images) == FIGURES[chapter]
     for src in images:
         assert (page.parent / src).resolve().stat().st_size > 10_000, src
+
+
+def test_sampler_logs_stay_out_of_the_pages(built_book):
+    for chapter in CHAPTERS:
+        html = (built_book / "html" / f"{chapter}.html").read_text()
+        assert "Initializing NUTS" not in html and "Sampling 4 chains" not in html, chapter
 
 
 def test_equations_and_tables_are_rendered(built_book):
@@ -93,6 +110,32 @@ def test_equations_and_tables_are_rendered(built_book):
     assert "Multilevel Hyperparameters:" in html and "sd(Intercept)" in html
     assert "elpd_diff" in html and "se_looic" in html
     assert "▁▂▃▇▃▂▁▁▁▁" in html  # precis histogram of con
+
+
+# m3 (chimpanzees): brms's estimate, est. error and bulk ESS, as the lecture prints them.
+LECTURE_M3 = {
+    "sd_actor__a_Intercept": (2.04, 0.66, 1424),
+    "sd_block__a_Intercept": (0.21, 0.17, 1587),
+    "b_a_Intercept": (0.58, 0.71, 1136),
+    "b_b_treatment1": (-0.13, 0.30, 2102),
+    "b_b_treatment2": (0.40, 0.30, 1820),
+    "b_b_treatment3": (-0.48, 0.30, 1937),
+    "b_b_treatment4": (0.28, 0.30, 1910),
+}
+
+
+def test_chimpanzee_model_matches_brms_within_monte_carlo_error(built_book):
+    """Means within 0.005 (brms's rounding) + 3 combined MCSEs (ours from our fit; brms's
+    as its posterior sd over the square root of its bulk ESS); posterior sds within 0.005 +
+    10% (the Monte Carlo error of an sd is about 2% here)."""
+    values = glued(built_book / "jupyter_execute" / "book" / "crossed-clusters.glue.json")
+    misses = {}
+    for name, (estimate, error, ess) in LECTURE_M3.items():
+        ours, ours_error, ours_mcse = (values[f"m3_{name}{suffix}"] for suffix in ("", "_error", "_mcse"))
+        tolerance = 0.005 + 3 * (ours_mcse**2 + error**2 / ess) ** 0.5
+        if abs(ours - estimate) > tolerance or abs(ours_error - error) > 0.005 + 0.1 * error:
+            misses[name] = {"ours": (ours, ours_error), "brms": (estimate, error), "tolerance": tolerance}
+    assert not misses, misses
 
 
 def test_chapter_reproduces_the_lecture(built_book):

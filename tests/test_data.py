@@ -13,9 +13,7 @@ import pandas as pd
 import pytest
 
 from course_utils import data
-from conftest import SHARED_DATA
-
-needs_data = pytest.mark.skipif(not (SHARED_DATA / "mlm.csv").is_file(), reason="no local data folder")
+from conftest import SHARED_DATA, needs_data
 
 
 def sha256(path):

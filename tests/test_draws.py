@@ -87,3 +87,18 @@ def test_cluster_means_add_grand_mean_and_deviation(toy_idata):
     post = toy_idata.posterior
     expected = (post["Intercept"] + post["1|g"]).mean(("chain", "draw")).to_numpy()
     np.testing.assert_allclose(mean_qi(means, "value")["value"], expected)
+
+
+def test_levels_are_parsed_without_merging():
+    draws = pd.DataFrame({"r_id[007,Intercept]": [0.1], "r_id[7,Intercept]": [0.2], "r_id[1e3,Intercept]": [0.3],
+                          ".chain": [1], ".iteration": [1], ".draw": [1]})
+    long = spread_draws(draws, "r_id[id,term]")
+    assert sorted(long["id"].tolist()) == ["007", "1e3", "7"]
+
+
+def test_mean_qi_keeps_missing_groups_and_accepts_a_string():
+    frame = pd.DataFrame({"k": ["a", "a", None, None], "v": [1.0, 3.0, 5.0, 7.0], "label": list("wxyz")})
+    out = mean_qi(frame, by="k")  # text columns are not summarised
+    assert out["v"].tolist() == [2.0, 6.0]
+    assert out["k"].isna().tolist() == [False, True]
+    assert "label" not in out.columns

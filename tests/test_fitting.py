@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bambi as bmb
 import numpy as np
+import pandas as pd
 import pytest
 
-from course_utils.fitting import data_hash, fit_bambi, fit_key, fit_spec
+from course_utils.fitting import data_hash, fit_bambi, fit_key, fit_pymc, fit_spec, pymc_model_key
 
 PRIORS = {"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5), "sigma": bmb.Prior("Exponential", lam=1)}
 
@@ -15,7 +16,8 @@ def key(data, **change):
     args = dict(family="gaussian", priors=PRIORS, draws=100, tune=100, chains=2, seed=1)
     args.update(change)
     formula = args.pop("formula", "y ~ 1 + x")
-    return fit_key(formula, data, **args)
+    sample_kwargs = args.pop("sample_kwargs", None)
+    return fit_key(formula, data, sample_kwargs=sample_kwargs, **args)
 
 
 def test_data_hash_sees_values_names_types_and_order(toy_data):
@@ -43,11 +45,55 @@ def test_data_hash_sees_values_names_types_and_order(toy_data):
         {"sample_kwargs": {"target_accept": 0.95}},
         {"categorical": ["g"]},
         {"noncentered": False},
+        {"link": "log"},
+        {"log_likelihood": False},
+        {"family": bmb.Family("gaussian", bmb.Likelihood("Normal", params=["mu", "sigma"], parent="mu"),
+                              link={"mu": "log", "sigma": "log"})},
     ],
-    ids=lambda c: next(iter(c)),
+    ids=["formula", "family", "priors", "draws", "tune", "chains", "seed", "sampler", "sample_kwargs",
+         "categorical", "noncentered", "link", "log_likelihood", "family-object"],
 )
 def test_every_input_that_moves_the_posterior_is_in_the_key(toy_data, change):
     assert key(toy_data, **change) != key(toy_data)
+
+
+def test_custom_families_differ_by_link(toy_data):
+    def family(link):
+        likelihood = bmb.Likelihood("Normal", params=["mu", "sigma"], parent="mu")
+        return bmb.Family("gaussian", likelihood, link={"mu": link, "sigma": "log"})
+
+    assert key(toy_data, family=family("identity")) != key(toy_data, family=family("log"))
+    assert key(toy_data, family=family("log")) == key(toy_data, family=family("log"))
+
+
+def test_category_order_is_in_the_key(toy_data):
+    ordered = toy_data.assign(g=pd.Categorical(toy_data["g"], categories=range(6), ordered=True))
+    reordered = ordered.assign(g=ordered["g"].cat.reorder_categories([5, 4, 3, 2, 1, 0]))
+    unordered = ordered.assign(g=ordered["g"].cat.as_unordered())
+    assert len({data_hash(ordered), data_hash(reordered), data_hash(unordered)}) == 3
+
+
+def test_unknown_settings_are_refused(toy_data):
+    with pytest.raises(TypeError, match="draw"):
+        fit_key("y ~ x", toy_data, seed=1, draw=10)
+
+
+def test_fit_bambi_keys_on_every_argument_it_uses(toy_data, tmp_path, monkeypatch):
+    """fit_bambi's key is fit_key of its own arguments (none forgotten on the way)."""
+    import course_utils.fitting as fitting
+
+    seen = {}
+
+    def capture(name, key, sample, **kwargs):
+        seen["key"] = key
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(fitting, "cached_idata", capture)
+    args = dict(family="t", priors=PRIORS, link="identity", categorical=["g"], noncentered=False, draws=7,
+                tune=8, chains=3, sampler="nutpie", log_likelihood=False)
+    with pytest.raises(RuntimeError):
+        fit_bambi("m", "y ~ 1 + x", toy_data, seed=11, cache=tmp_path, target_accept=0.9, **args)
+    assert seen["key"] == fit_key("y ~ 1 + x", toy_data, seed=11, sample_kwargs={"target_accept": 0.9}, **args)
 
 
 def test_data_content_is_in_the_key(toy_data):
@@ -80,6 +126,37 @@ def test_fit_stores_what_the_summary_header_needs(tiny_fit):
     spec = fit_spec(idata)
     assert spec["formula"] == "y ~ 1 + (1 | g)"
     assert spec["family"] == "gaussian"
-    assert spec["links"] == {"mu": "identity"}
+    assert spec["links"] == {"mu": "identity", "sigma": "identity"}  # as brms prints them
     assert (spec["nobs"], spec["chains"], spec["draws"], spec["tune"]) == (24, 2, 150, 150)
     assert idata.log_likelihood["y"].shape == (2, 150, 24)
+
+
+def tiny_pymc_model(prior_sd=1.0, y=(0.1, -0.3, 0.8, 0.5)):
+    import pymc as pm
+
+    with pm.Model(coords={"obs": range(len(y))}) as model:
+        b = pm.Normal("b_Intercept", 0, prior_sd)
+        sigma = pm.Exponential("sigma", 1)
+        pm.Normal("y", b, sigma, observed=np.array(y), dims="obs")
+    return model
+
+
+def test_pymc_model_key_sees_priors_and_data():
+    base = pymc_model_key(tiny_pymc_model())
+    assert pymc_model_key(tiny_pymc_model()) == base
+    assert pymc_model_key(tiny_pymc_model(prior_sd=1.5)) != base
+    assert pymc_model_key(tiny_pymc_model(y=(0.1, -0.3, 0.8, 0.6))) != base
+
+
+def test_fit_pymc_is_cached_reproducible_and_summarised(tmp_path):
+    args = dict(description={"formula": "y ~ 1", "family": "gaussian", "links": {"mu": "identity"}, "nobs": 4},
+                draws=100, tune=100, chains=2, seed=4)
+    first = fit_pymc("toy", tiny_pymc_model(), cache=tmp_path / "a", **args)
+    again = fit_pymc("toy", tiny_pymc_model(), cache=tmp_path / "b", **args)  # a fresh fit
+    np.testing.assert_array_equal(first.posterior["b_Intercept"], again.posterior["b_Intercept"])
+    assert fit_spec(first)["formula"] == "y ~ 1"
+    assert first.log_likelihood["y"].shape == (2, 100, 4)
+    cached = fit_pymc("toy", tiny_pymc_model(), cache=tmp_path / "a", **args)
+    assert cached.posterior.attrs["course_fingerprint"] == first.posterior.attrs["course_fingerprint"]
+    changed = fit_pymc("toy", tiny_pymc_model(prior_sd=0.1), cache=tmp_path / "a", **args)
+    assert changed.posterior["b_Intercept"].mean() < first.posterior["b_Intercept"].mean()

@@ -1,33 +1,135 @@
-"""epred_draws: expected outcomes per row of new data, checked against the parameters."""
+"""Predictions for clusters in the sample, the average cluster and new clusters, with known answers."""
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
+import pytest
+from scipy.special import expit
 
 from course_utils.draws import as_draws_df
-from course_utils.predictions import epred_draws
+from course_utils.predictions import (
+    LinearModel, VaryingIntercept, epred_draws, from_bambi, linear_predictor, linpred_draws,
+)
 
 
-def test_epred_is_intercept_plus_cluster_effect(tiny_fit):
-    _, _, model, idata = tiny_fit
-    newdata = pd.DataFrame({"g": [2, 0]})
-    epred = epred_draws(model, idata, newdata)
-    assert len(epred) == 2 * 300
-    assert list(epred.columns) == ["g", ".row", ".epred", ".chain", ".iteration", ".draw"]
+def synthetic(family="bernoulli", n_draw=20_000, sd=2.0, seed=0):
+    """A logit model with intercept 0.5, slope 1 on x and three known cluster effects."""
+    rng = np.random.default_rng(seed)
+    effects = np.broadcast_to([-1.0, 0.0, 1.5], (1, n_draw, 3)) + rng.normal(0, 0.01, (1, n_draw, 3))
+    posterior = {
+        "b_Intercept": np.full((1, n_draw), 0.5),
+        "b_x": np.ones((1, n_draw)),
+        "r_g": effects,
+        "sd_g__Intercept": np.full((1, n_draw), sd),
+        "cut": np.broadcast_to([-1.0, 0.0, 2.0], (1, n_draw, 3)).copy(),
+    }
+    idata = az.from_dict(posterior=posterior, coords={"g": ["a", "b", "c"], "k": [1, 2, 3]},
+                         dims={"r_g": ["g"], "cut": ["k"]})
+
+    def fixed(post, newdata):
+        return (post["b_Intercept"].to_numpy()[..., None]
+                + post["b_x"].to_numpy()[..., None] * newdata["x"].to_numpy())
+
+    return LinearModel(idata=idata, fixed=fixed, varying={"g": VaryingIntercept("r_g", "sd_g__Intercept")},
+                       family=family, thresholds="cut" if family == "cumulative" else None)
+
+
+ROWS = pd.DataFrame({"x": [0.0, 1.0, 0.0], "g": ["c", "a", "new"]})
+
+
+def test_average_cluster_is_the_inverse_link_of_the_fixed_part():
+    model = synthetic()
+    epred = epred_draws(model, ROWS, clusters="average")
+    expected = expit(0.5 + ROWS["x"].to_numpy())
+    np.testing.assert_allclose(epred.groupby(".row")[".epred"].agg(["min", "max"]).to_numpy(),
+                               np.c_[expected, expected])
+
+
+def test_clusters_in_the_sample_add_their_own_effects():
+    model = synthetic()
+    eta = linear_predictor(model, ROWS.iloc[:2])
+    np.testing.assert_allclose(eta.mean(axis=(0, 1)), [0.5 + 1.5, 1.5 - 1.0], atol=1e-3)
+    with pytest.raises(KeyError, match=r"\['new'\] are not in the data.*clusters='new'"):
+        linear_predictor(model, ROWS)
+
+
+def test_new_clusters_gaussian_have_the_fitted_sd():
+    model = synthetic(sd=2.0)
+    eta = linear_predictor(model, ROWS, clusters="new", seed=1)
+    new = eta[0, :, 2] - 0.5
+    assert new.std() == pytest.approx(2.0, rel=0.03)
+    assert new.mean() == pytest.approx(0.0, abs=0.05)
+    np.testing.assert_allclose(eta[0, :, 0].mean(), 2.0, atol=1e-3)  # "c" keeps its own effect
+
+
+def test_new_clusters_uncertainty_borrow_an_existing_cluster_per_draw():
+    model = synthetic()
+    eta = linear_predictor(model, ROWS, clusters="new", new_levels="uncertainty", seed=1)
+    new = eta[0, :, 2] - 0.5
+    effects = model.idata.posterior["r_g"].to_numpy()[0]
+    matches = np.isclose(new[:, None], effects).sum(axis=1)
+    assert (matches == 1).all()
+    shares = np.isclose(new[:, None], effects).mean(axis=0)
+    np.testing.assert_allclose(shares, 1 / 3, atol=0.02)
+
+
+def test_each_new_level_is_its_own_cluster_and_seeds_reproduce():
+    model = synthetic()
+    rows = pd.DataFrame({"x": [0.0, 0.0, 0.0], "g": ["New1", "New2", "New1"]})
+    eta = linear_predictor(model, rows, clusters="new", seed=7)
+    np.testing.assert_array_equal(eta[..., 0], eta[..., 2])
+    assert np.corrcoef(eta[0, :, 0], eta[0, :, 1])[0, 1] == pytest.approx(0, abs=0.03)
+    np.testing.assert_array_equal(eta, linear_predictor(model, rows, clusters="new", seed=7))
+    assert not np.array_equal(eta, linear_predictor(model, rows, clusters="new", seed=8))
+    with pytest.raises(ValueError, match="seed"):
+        linear_predictor(model, rows, clusters="new")
+
+
+def test_groups_and_missing_columns():
+    model = synthetic()
+    eta = linear_predictor(model, ROWS[["x"]], groups=[])
+    np.testing.assert_allclose(eta[0, :3], np.tile(0.5 + ROWS["x"].to_numpy(), (3, 1)))
+    with pytest.raises(KeyError, match="no column 'g'"):
+        linear_predictor(model, ROWS[["x"]])
+    with pytest.raises(KeyError, match="no varying intercept per 'h'"):
+        linear_predictor(model, ROWS, groups=["h"])
+
+
+def test_cumulative_category_probabilities():
+    model = synthetic(family="cumulative", n_draw=10)
+    epred = epred_draws(model, ROWS.iloc[:1], clusters="average")
+    assert epred[".category"].unique().tolist() == [1, 2, 3, 4]
+    p = epred[epred[".draw"] == 1].set_index(".category")[".epred"]
+    cdf = expit(np.array([-1.0, 0.0, 2.0]) - 0.5)  # P(Y <= k) = F(tau_k - eta)
+    np.testing.assert_allclose(p.to_numpy(), np.diff(np.r_[0, cdf, 1]))
+    assert epred.groupby(".draw")[".epred"].sum().to_numpy() == pytest.approx(1.0)
+
+
+def test_linpred_and_long_layout():
+    model = synthetic(n_draw=5)
+    lin = linpred_draws(model, ROWS.iloc[:2], clusters="average")
+    assert list(lin.columns) == ["x", "g", ".row", ".linpred", ".chain", ".iteration", ".draw"]
+    assert lin.groupby(".row")[".draw"].agg(list).tolist() == [[1, 2, 3, 4, 5]] * 2
+    assert lin.attrs["groups"] == ["x", "g", ".row"]
+
+
+def test_bambi_fit_matches_bambis_own_predictions(tiny_fit):
+    data, _, model, idata = tiny_fit
+    newdata = pd.DataFrame({"g": [2, 0, 3]})
+    ours = epred_draws((model, idata), newdata)
+    theirs = model.predict(idata, kind="response_params", data=newdata, inplace=False).posterior["mu"]
+    np.testing.assert_allclose(ours.pivot(index=".draw", columns=".row", values=".epred").to_numpy(),
+                               theirs.stack(s=("chain", "draw")).transpose("s", "__obs__").to_numpy())
     draws = as_draws_df(idata)
-    for g in (2, 0):
-        ours = epred[epred["g"] == g].sort_values(".draw")[".epred"].to_numpy()
-        expected = (draws["b_Intercept"] + draws[f"r_g[{g},Intercept]"]).to_numpy()
-        np.testing.assert_allclose(ours, expected)
-    assert epred[epred["g"] == 2][".row"].unique().tolist() == [0]
+    avg = epred_draws((model, idata), newdata, clusters="average")
+    np.testing.assert_allclose(avg[avg[".row"] == 0][".epred"], draws["b_Intercept"])
+    assert set(from_bambi(model, idata).varying) == {"g"}
 
 
-def test_epred_keeps_newdata_columns_and_draw_indices(tiny_fit):
+def test_bambi_new_groups_use_the_group_sd(tiny_fit):
     _, _, model, idata = tiny_fit
-    newdata = pd.DataFrame({"g": [1, 1, 3], "label": ["x", "y", "z"]}, index=[10, 11, 12])
-    epred = epred_draws(model, idata, newdata)
-    assert epred.groupby(".row")["label"].first().tolist() == ["x", "y", "z"]
-    assert epred.groupby(".row")[".draw"].agg(["min", "max", "count"]).values.tolist() == [[1, 300, 300]] * 3
-    rows = epred[epred[".row"] < 2].pivot(index=".draw", columns=".row", values=".epred")
-    np.testing.assert_allclose(rows[0], rows[1])  # same cluster, same draws
+    eta = linear_predictor((model, idata), pd.DataFrame({"g": ["unseen"] * 2}), clusters="new", seed=3)
+    z = (eta[..., 0] - idata.posterior["Intercept"].to_numpy()) / idata.posterior["1|g_sigma"].to_numpy()
+    assert z.std() == pytest.approx(1.0, abs=0.15)

@@ -64,3 +64,9 @@ def test_posterior_summary_lists_varying_effects(toy_idata):
     assert list(table.columns) == COLUMNS
     assert "r_g[c,Intercept]" in table.index
     assert len(table) == 7
+
+
+def test_mcse_of_the_mean_is_sd_over_root_ess(toy_idata):
+    table = posterior_summary(toy_idata, mcse=True)
+    expected = table["Est.Error"] / np.sqrt(table["Bulk_ESS"])
+    np.testing.assert_allclose(table["MCSE"], expected, rtol=0.15)
