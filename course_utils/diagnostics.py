@@ -38,8 +38,9 @@ def check_convergence(idata: az.InferenceData, *, rhat_max: float = 1.01, ess_mi
     low = ess.index[ess < ess_min].tolist()
     if low:
         problems.append(f"ESS below {ess_min:g} for {low[:5]} (lowest {ess.min():.0f})")
-    divergent = int(np.asarray(idata.sample_stats["diverging"]).sum()) if "sample_stats" in idata.groups() else 0
-    if divergent:
+    if "sample_stats" not in idata.groups() or "diverging" not in idata.sample_stats:
+        problems.append("the sampler's statistics are missing, so divergences cannot be checked")
+    elif divergent := int(np.asarray(idata.sample_stats["diverging"]).sum()):
         problems.append(f"{divergent} divergent transition(s)")
     if problems:
         raise ConvergenceError(f"{name}: " + "; ".join(problems))

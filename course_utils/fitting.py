@@ -88,6 +88,24 @@ def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mappi
     }
 
 
+def _run_kwargs(chains: int, cores: int | None, progressbar: bool, log_likelihood: bool) -> dict:
+    """How the chains run: one process per core by default; not part of the cache key."""
+    return {
+        "cores": cores if cores is not None else min(chains, os.cpu_count() or 1),
+        "progressbar": progressbar,
+        "idata_kwargs": {"log_likelihood": log_likelihood},
+    }
+
+
+def _describe(idata: az.InferenceData, description: Mapping, **run) -> None:
+    """Store what the summary header prints (refreshed on every call, cached fit or not)."""
+    posterior = idata.posterior
+    posterior.attrs[SPEC_ATTR] = json.dumps({
+        **to_jsonable(dict(description)), **run,
+        "chains": posterior.sizes["chain"], "draws": posterior.sizes["draw"],
+    })
+
+
 def _brms_links(model: bmb.Model) -> dict[str, str]:
     """The links brms prints: the mean parameter as ``mu``; a parameter without a linear
     predictor of its own (e.g. a constant ``sigma``) has the identity link."""
@@ -169,44 +187,32 @@ def fit_bambi(
     )
 
     def sample() -> az.InferenceData:
-        idata = model.fit(
+        return model.fit(
             draws=draws, tune=tune, chains=chains, random_seed=seed, inference_method=sampler,
-            cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
-            progressbar=progressbar,
-            idata_kwargs={"log_likelihood": log_likelihood},
-            **sample_kwargs,
+            **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
         )
-        idata.posterior.attrs[SPEC_ATTR] = json.dumps({
-            "name": name,
-            "formula": str(formula),
-            "family": model.family.name,
-            "links": _brms_links(model),
-            "nobs": int(len(data)),
-            "response": model.response_component.response.name,
-            "chains": chains,
-            "draws": draws,
-            "tune": tune,
-            "sampler": sampler,
-            "seed": seed,
-        })
-        return idata
 
     idata = cached_idata(name, key, sample, folder=cache, refit=refit)
+    _describe(idata, {
+        "formula": str(formula), "family": model.family.name, "links": _brms_links(model),
+        "nobs": int(len(data)), "response": model.response_component.response.name,
+    }, name=name, tune=tune, sampler=sampler, seed=seed)
     if not model.built:
         model.build()
     return model, idata
 
 
 def pymc_model_key(model: pm.Model) -> dict:
-    """A PyMC model's identity: its log-density graph, its constants and its coordinates.
+    """A PyMC model's identity: its log-density and deterministic graphs, their constants
+    and the coordinates.
 
-    Any change of a distribution, a prior's parameter, the data or the indices changes
-    the printed graph or the hash of its constants.
+    Any change of a distribution, a prior's parameter, the data, the indices or a derived
+    quantity changes the printed graph or the hash of its constants.
     """
-    logp = model.logp()
-    graph = pytensor.printing.debugprint(logp, file="str", print_type=True)
+    outputs = [model.logp(), *model.deterministics]  # what is sampled and what is derived
+    graph = pytensor.printing.debugprint(outputs, file="str", print_type=True)
     digest = hashlib.sha256()
-    for node in ancestors([logp]):
+    for node in ancestors(outputs):
         if isinstance(node, (Constant, SharedVariable)):
             value = node.data if isinstance(node, Constant) else node.get_value()
             digest.update(str(getattr(value, "dtype", type(value))).encode())
@@ -218,6 +224,7 @@ def pymc_model_key(model: pm.Model) -> dict:
         "coords": coords,
         "free": [rv.name for rv in model.free_RVs],
         "observed": [rv.name for rv in model.observed_RVs],
+        "deterministic": [d.name for d in model.deterministics],
     }
 
 
@@ -258,16 +265,12 @@ def fit_pymc(
 
     def sample() -> az.InferenceData:
         with model:
-            idata = pm.sample(
+            return pm.sample(
                 draws=draws, tune=tune, chains=chains, random_seed=seed,
-                cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
-                progressbar=progressbar, idata_kwargs={"log_likelihood": log_likelihood},
-                **sample_kwargs,
+                **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
             )
-        idata.posterior.attrs[SPEC_ATTR] = json.dumps({
-            "name": name, **to_jsonable(dict(description)), "chains": chains, "draws": draws,
-            "tune": tune, "sampler": "pymc", "seed": seed,
-        })
-        return idata
 
-    return cached_idata(name, key, sample, folder=cache, refit=refit)
+    idata = cached_idata(name, key, sample, folder=cache, refit=refit)
+    _describe(idata, description, name=name, tune=tune, sampler="pymc", seed=seed)
+    return idata
+

@@ -31,7 +31,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-__all__ = ["brms_draws", "brms_name", "parameter_class", "parse_brms_name"]
+__all__ = ["brms_draws", "brms_name", "level_name", "parameter_class", "parse_brms_name"]
 
 _GROUP_SD = re.compile(r"^(?P<term>.+)\|(?P<group>[^|]+)_sigma$")
 _GROUP_EFFECT = re.compile(r"^(?P<term>.+)\|(?P<group>[^|]+)$")
@@ -45,22 +45,28 @@ def _term(expr: str) -> str:
     return "Intercept" if expr == "1" else expr
 
 
-def _level(value) -> str:
+def level_name(value) -> str:
+    """A cluster or factor level as text, the same for 1, 1.0, np.int64(1) and "1"."""
     if isinstance(value, (np.floating, float)) and float(value).is_integer():
         value = int(value)
     return str(value)
 
 
-def brms_name(var: str, level=None, position: int | None = None) -> str | None:
-    """brms's name for one scalar of Bambi variable ``var``, or None to leave it out.
+_level = level_name
+
+
+def brms_name(var: str, level=None, position: int | None = None, *, bambi: bool = True) -> str | None:
+    """brms's name for one scalar of variable ``var``, or None to leave it out.
 
     ``level`` is the coordinate value along the variable's non-sample dimension, if it
-    has one, and ``position`` its 0-based position (used for cutpoints).
+    has one, and ``position`` its 0-based position (used for cutpoints). With
+    ``bambi=False`` (a hand-written model) names that start as brms's do are kept; in a
+    Bambi posterior they are predictors that happen to be named so (``b_b_x``).
     """
     if var.endswith("_offset"):
         return None
     suffix = "" if level is None else f"[{_level(level)}]"
-    if var.startswith(_BRMS_PREFIXES):  # already named the brms way
+    if not bambi and var.startswith(_BRMS_PREFIXES):  # already named the brms way
         if level is None:
             return var
         if var.startswith("b_"):  # a coefficient per factor level: b_b_treatment1
@@ -132,6 +138,7 @@ def brms_draws(idata: az.InferenceData | xr.Dataset) -> dict[str, np.ndarray]:
     dimension is an error, not silently dropped.
     """
     posterior = idata.posterior if isinstance(idata, az.InferenceData) else idata
+    bambi = posterior.attrs.get("modeling_interface") == "bambi"
     columns: dict[str, np.ndarray] = {}
     for var, values in posterior.data_vars.items():
         var = str(var)
@@ -140,13 +147,13 @@ def brms_draws(idata: az.InferenceData | xr.Dataset) -> dict[str, np.ndarray]:
             continue
         array = values.transpose("chain", "draw", *extra).to_numpy()
         if not extra:
-            name = brms_name(var)
+            name = brms_name(var, bambi=bambi)
             if name is not None:
                 columns[name] = array
         elif len(extra) == 1:
             for position, level in enumerate(values[extra[0]].to_numpy()):
-                columns[brms_name(var, level, position)] = array[:, :, position]
-        elif len(extra) == 2 and (match := _GROUP_EFFECT.match(var)):
+                columns[brms_name(var, level, position, bambi=bambi)] = array[:, :, position]
+        elif len(extra) == 2 and bambi and (match := _GROUP_EFFECT.match(var)):
             factor_dim = next((d for d in extra if d.endswith("__factor_dim")), extra[0])
             array = values.transpose("chain", "draw", factor_dim, *[d for d in extra if d != factor_dim]).to_numpy()
             term_dim = next(d for d in extra if d != factor_dim)

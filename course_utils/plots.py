@@ -26,6 +26,16 @@ PALETTE = {
 }
 
 
+# The Okabe-Ito colours in the order series take them.
+SERIES = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+
+
+def _colors(n: int) -> list[str]:
+    if n > len(SERIES):
+        raise ValueError(f"{n} series are more than the {len(SERIES)} colours that stay distinguishable")
+    return SERIES[:n]
+
+
 def use_course_style() -> None:
     """Set Matplotlib defaults for the book: readable at the page's width, no chart junk."""
     plt.rcParams.update({
@@ -37,7 +47,7 @@ def use_course_style() -> None:
         "axes.labelsize": 11,
         "axes.spines.top": False,
         "axes.spines.right": False,
-        "axes.prop_cycle": plt.cycler(color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]),
+        "axes.prop_cycle": plt.cycler(color=SERIES),
         "legend.frameon": False,
     })
 
@@ -122,7 +132,7 @@ def plot_densities(draws: dict, *, ax=None, colors=None, xlim=None, xlabel="valu
     from scipy.stats import gaussian_kde
 
     ax = ax or plt.gca()
-    colors = colors or [PALETTE["partial pooling"], PALETTE["no pooling"], PALETTE["accent"]]
+    colors = colors or _colors(len(draws))
     for (label, values), color in zip(draws.items(), colors):
         values = np.asarray(values).reshape(-1)
         grid = np.linspace(*(xlim or (values.min(), values.max())), 400)
@@ -150,11 +160,14 @@ def plot_prediction_panels(
     is drawn in every panel. ``observed`` (columns ``facet``, ``x``, ``value``) adds open
     circles.
     """
-    facets = next(pd.unique(t[facet]) for t in predictions.values() if facet in t.columns)
+    with_facet = [t for t in predictions.values() if facet in t.columns]
+    if not with_facet:
+        raise KeyError(f"no prediction table has the column {facet!r} to make panels of")
+    facets = pd.unique(with_facet[0][facet])
     nrows = int(np.ceil(len(facets) / ncols))
     fig, axs = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.1 * nrows), sharex=True, sharey=True,
                             squeeze=False)
-    colors = [PALETTE["partial pooling"], PALETTE["no pooling"], PALETTE["accent"]]
+    colors = _colors(len(predictions))
     for ax, level in zip(axs.flat, facets):
         for (label, table), color in zip(predictions.items(), colors):
             rows = table[table[facet] == level] if facet in table.columns else table
@@ -162,8 +175,8 @@ def plot_prediction_panels(
             xs = rows[x].map(x_labels) if x_labels else rows[x].astype(str)
             ax.fill_between(xs, rows[".lower"], rows[".upper"], color=color, alpha=0.25, lw=0)
             ax.plot(xs, rows[value], color=color, label=label)
-        if observed is not None:
-            obs = observed[observed[facet] == level]
+        obs = observed[observed[facet] == level] if observed is not None else None
+        if obs is not None and not obs.empty:
             xs = obs[x].map(x_labels) if x_labels else obs[x].astype(str)
             ax.plot(xs, obs[value], "o", mfc="none", color="black", ms=5, label="observed", clip_on=False)
         ax.set_title(f"{facet} {level}")
@@ -172,7 +185,10 @@ def plot_prediction_panels(
         ax.set_visible(False)
     for ax in axs[:, 0]:
         ax.set_ylabel(ylabel)
-    handles, labels = axs.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.04))
+    legend = {}
+    for ax in axs.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), bbox_to_anchor=(0.5, 1.04))
     fig.tight_layout()
     return fig, axs

@@ -18,9 +18,11 @@ How a new cluster's effect is drawn (``new_levels=``), for every posterior draw 
 - ``"gaussian"`` (default; brms ``sample_new_levels = "gaussian"``): a fresh value from
   Normal(0, sd[s]), the model's own population distribution. This is what the lecture
   does by hand for its 100 simulated chimpanzees.
-- ``"uncertainty"`` (brms's default ``sample_new_levels = "uncertainty"``, and what
-  Bambi's ``sample_new_groups=True`` does): the effect, at draw ``s``, of an existing
-  cluster chosen at random, afresh for each draw.
+- ``"uncertainty"`` (brms's default ``sample_new_levels = "uncertainty"``): the effect,
+  at draw ``s``, of an existing cluster chosen at random, afresh for each draw. Bambi's
+  ``sample_new_groups=True`` does the same but borrows one cluster per draw for all new
+  levels together, so two new clusters come out identical; here, as in brms, each new
+  level borrows independently.
 
 Each new level in ``newdata`` (e.g. ``"New1"``, ``"New2"``) gets its own independent
 effect. Drawing new effects needs ``seed``; the same seed gives the same predictions.
@@ -41,13 +43,25 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from bambi.utils import get_aliased_name
+
+from .names import level_name as _level
 from scipy.special import expit
+from scipy.stats import norm
 
 __all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "from_bambi", "linear_predictor", "linpred_draws"]
 
 CLUSTERS = ("sample", "average", "new")
 NEW_LEVELS = ("gaussian", "uncertainty")
 FAMILIES = ("gaussian", "bernoulli", "cumulative")
+# Inverse links: from the linear predictor to the mean (or to a cumulative probability).
+INVERSE_LINKS = {
+    "identity": lambda eta: eta,
+    "logit": expit,
+    "probit": norm.cdf,
+    "cloglog": lambda eta: -np.expm1(-np.exp(eta)),
+}
+DEFAULT_LINKS = {"gaussian": "identity", "bernoulli": "logit", "cumulative": "logit"}
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,11 @@ class LinearModel:
     varying : mapping
         Data column naming the cluster -> its :class:`VaryingIntercept`.
     family : str
-        ``"gaussian"`` (identity link), ``"bernoulli"`` (logit link) or ``"cumulative"``
-        (logit link; then ``thresholds`` names the cutpoints, with
-        P(Y <= k) = logistic(threshold_k - eta)).
+        ``"gaussian"``, ``"bernoulli"`` or ``"cumulative"`` (then ``thresholds`` names the
+        cutpoints, with P(Y <= k) = F(threshold_k - eta), as in Bambi and brms).
+    link : str, optional
+        ``"identity"``, ``"logit"``, ``"probit"`` or ``"cloglog"``; default the family's
+        usual one (identity for gaussian, logit otherwise).
     """
 
     idata: az.InferenceData
@@ -82,41 +98,59 @@ class LinearModel:
     varying: Mapping[str, VaryingIntercept] = field(default_factory=dict)
     family: str = "gaussian"
     thresholds: str | None = None
+    link: str | None = None
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"family {self.family!r} is not supported; use one of {FAMILIES}")
+        self.link = self.link or DEFAULT_LINKS[self.family]
+        if self.link not in INVERSE_LINKS:
+            raise NotImplementedError(f"the {self.link} link is not supported; use one of {list(INVERSE_LINKS)}")
         if self.family == "cumulative" and self.thresholds is None:
             raise ValueError("a cumulative model needs the name of its thresholds variable")
 
 
 def from_bambi(model, idata: az.InferenceData) -> LinearModel:
-    """Describe a fitted Bambi model with varying intercepts as a :class:`LinearModel`."""
+    """Describe a fitted Bambi model with varying intercepts as a :class:`LinearModel`.
+
+    The population-level part is Bambi's own: its design matrix for the new data times
+    the intercept and common-term coefficients, in the order Bambi stacks them.
+    """
     family = model.family.name
     if family not in FAMILIES:
         raise NotImplementedError(f"predictions for the {family} family are not implemented")
-    component = model.components[model.family.likelihood.parent]
+    parent = model.family.likelihood.parent
+    component = model.components[parent]
+    if component.offset_terms or component.hsgp_terms:
+        raise NotImplementedError("predictions for models with offset or HSGP terms are not implemented")
     varying = {}
-    for name in component.group_specific_terms:
+    for name, term in component.group_specific_terms.items():
         expr, factor = name.split("|")
         if expr != "1":
             raise NotImplementedError(f"{name}: only varying intercepts (1|group) are supported")
-        varying[factor] = VaryingIntercept(effects=name, sd=f"{name}_sigma")
+        alias = get_aliased_name(term)
+        varying[factor] = VaryingIntercept(effects=alias, sd=f"{alias}_sigma")
+    terms = [get_aliased_name(term) for term in component.common_terms.values()]
+    if component.intercept_term is not None:
+        terms.insert(0, get_aliased_name(component.intercept_term))
 
     def fixed(posterior: xr.Dataset, newdata: pd.DataFrame) -> np.ndarray:
         shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(newdata))
-        eta = np.zeros(shape)
-        if component.design.common is None:
-            return eta
-        design = component.design.common.evaluate_new_data(newdata)
-        X = np.asarray(design.design_matrix, dtype=float)
-        for term, columns in design.slices.items():
-            beta = posterior[term].to_numpy().reshape(shape[0], shape[1], -1)
-            eta += np.einsum("nk,cdk->cdn", X[:, columns], beta)
-        return eta
+        if not terms:
+            return np.zeros(shape)
+        X = np.asarray(component.design.common.evaluate_new_data(newdata).design_matrix, dtype=float)
+        beta = np.concatenate(
+            [posterior[term].to_numpy().reshape(shape[0], shape[1], -1) for term in terms], axis=-1
+        )
+        if beta.shape[-1] != X.shape[1]:
+            raise ValueError(f"{beta.shape[-1]} coefficients for {X.shape[1]} design columns")
+        return np.einsum("nk,cdk->cdn", X, beta)
 
-    thresholds = "threshold" if family == "cumulative" else None
-    return LinearModel(idata=idata, fixed=fixed, varying=varying, family=family, thresholds=thresholds)
+    thresholds = "threshold" if family == "cumulative" else None  # Bambi's name for the cutpoints
+    if thresholds and thresholds not in idata.posterior:
+        raise KeyError("the posterior has no 'threshold' variable (an alias is not supported)")
+    return LinearModel(idata=idata, fixed=fixed, varying=varying, family=family, thresholds=thresholds,
+                       link=model.family.link[parent].name)
 
 
 def _as_linear_model(fit) -> LinearModel:
@@ -134,8 +168,12 @@ def _cluster_effects(
     """One group's varying intercepts for each row of new data, (chain, draw, row)."""
     dim = next(d for d in effects.dims if d not in ("chain", "draw"))
     values = effects.transpose("chain", "draw", dim).to_numpy()
-    known = {str(level): i for i, level in enumerate(effects[dim].to_numpy())}
-    wanted = pd.unique(levels.astype(str))
+    if levels.isna().any():
+        raise ValueError(f"newdata's {column!r} has missing values; name every cluster")
+    # 1, 1.0, np.int64(1) and "1" are the same cluster.
+    known = {_level(level): i for i, level in enumerate(effects[dim].to_numpy())}
+    levels = levels.map(_level)
+    wanted = pd.unique(levels)
     unknown = [level for level in wanted if level not in known]
     if unknown and clusters == "sample":
         raise KeyError(
@@ -150,7 +188,7 @@ def _cluster_effects(
         else:
             pick = rng.integers(n_known, size=(n_chain, n_draw))
             columns[level] = np.take_along_axis(values, pick[..., None], axis=2)[..., 0]
-    return np.stack([columns[level] for level in levels.astype(str)], axis=-1)
+    return np.stack([columns[level] for level in levels], axis=-1)
 
 
 def linear_predictor(
@@ -196,12 +234,11 @@ def linear_predictor(
 
 def _response(fit: LinearModel, eta: np.ndarray) -> np.ndarray:
     """Expected outcome: the mean, the probability, or one probability per category (last axis)."""
-    if fit.family == "gaussian":
-        return eta
-    if fit.family == "bernoulli":
-        return expit(eta)
+    inverse = INVERSE_LINKS[fit.link]
+    if fit.family != "cumulative":
+        return inverse(eta)
     tau = fit.idata.posterior[fit.thresholds].transpose("chain", "draw", ...).to_numpy()
-    below = expit(tau[:, :, None, :] - eta[..., None])  # P(Y <= k), k = 1 .. K-1
+    below = inverse(tau[:, :, None, :] - eta[..., None])  # P(Y <= k), k = 1 .. K-1
     shape = below.shape[:-1] + (1,)
     cumulative = np.concatenate([np.zeros(shape), below, np.ones(shape)], axis=-1)
     return np.diff(cumulative, axis=-1)

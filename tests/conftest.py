@@ -49,6 +49,7 @@ def bambi_like_idata(rng, n_chain=4, n_draw=500, levels=("a", "b", "c"), spec=Tr
         coords={"g__factor_dim": list(levels)},
         dims={"1|g_offset": ["g__factor_dim"], "1|g": ["g__factor_dim"]},
     )
+    idata.posterior.attrs["modeling_interface"] = "bambi"
     if spec:
         idata.posterior.attrs["course_spec"] = json.dumps({
             "name": "toy", "formula": "y ~ 1 + x + (1 | g)", "family": "gaussian",

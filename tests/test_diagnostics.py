@@ -39,4 +39,9 @@ def test_low_ess_and_divergences_are_reported(toy_idata):
 def test_missing_diagnostics_fail(toy_idata):
     toy_idata.posterior["sigma"][:] = 0.5  # constant: Rhat and ESS are undefined
     with pytest.raises(ConvergenceError, match="no Rhat or ESS for \\['sigma'\\]"):
+        check_convergence(with_divergences(toy_idata, 0))
+
+
+def test_unknown_divergences_fail(toy_idata):
+    with pytest.raises(ConvergenceError, match="divergences cannot be checked"):
         check_convergence(toy_idata)

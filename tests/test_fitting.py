@@ -160,3 +160,15 @@ def test_fit_pymc_is_cached_reproducible_and_summarised(tmp_path):
     assert cached.posterior.attrs["course_fingerprint"] == first.posterior.attrs["course_fingerprint"]
     changed = fit_pymc("toy", tiny_pymc_model(prior_sd=0.1), cache=tmp_path / "a", **args)
     assert changed.posterior["b_Intercept"].mean() < first.posterior["b_Intercept"].mean()
+
+
+def test_pymc_model_key_sees_derived_quantities():
+    import pymc as pm
+
+    def model(scale):
+        with pm.Model() as m:
+            z = pm.Normal("z", 0, 1)
+            pm.Deterministic("r", z * scale)
+        return m
+
+    assert pymc_model_key(model(2.0)) != pymc_model_key(model(3.0))

@@ -25,14 +25,28 @@ from course_utils.names import brms_draws, brms_name, parameter_class, parse_brm
         ("sigma", None, None, "sigma"),
         ("threshold", 0, 0, "b_Intercept[1]"),
         ("threshold", 5, 5, "b_Intercept[6]"),
+    ],
+)
+def test_brms_name(bambi, level, position, brms):
+    assert brms_name(bambi, level, position) == brms
+
+
+@pytest.mark.parametrize(
+    ("var", "level", "position", "brms"),
+    [
         ("sd_actor__Intercept", None, None, "sd_actor__Intercept"),
         ("r_actor__a", 3, 2, "r_actor__a[3,Intercept]"),
         ("b_b_treatment", "2", 1, "b_b_treatment2"),
         ("b_a_Intercept", None, None, "b_a_Intercept"),
     ],
 )
-def test_brms_name(bambi, level, position, brms):
-    assert brms_name(bambi, level, position) == brms
+def test_hand_written_brms_names_are_kept(var, level, position, brms):
+    assert brms_name(var, level, position, bambi=False) == brms
+
+
+def test_bambi_predictors_named_like_brms_are_still_coefficients():
+    assert brms_name("sd_income") == "b_sd_income"
+    assert brms_name("r_x", 2, 1) == "b_r_x2"
 
 
 @pytest.mark.parametrize(
@@ -65,6 +79,7 @@ def test_factor_valued_varying_slopes_keep_every_level(rng):
         dims={"treatment|actor_sigma": ["treatment__expr_dim"],
               "treatment|actor": ["actor__factor_dim", "treatment__expr_dim"]},
     )
+    idata.posterior.attrs["modeling_interface"] = "bambi"
     draws = brms_draws(idata)
     assert list(draws)[:2] == ["sd_actor__treatment2", "sd_actor__treatment3"]
     assert "r_actor[3,treatment2]" in draws and len(draws) == 2 + 6

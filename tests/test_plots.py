@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 
@@ -41,3 +42,49 @@ def test_shrinkage_aligns_clusters_and_draws_reference():
         "no pooling", "partial pooling", "mean of no-pooling estimates"]
     np.testing.assert_allclose(filled.get_facecolor()[0], to_rgba(PALETTE["no pooling"]))
     plt.close(fig)
+
+
+def test_intervals_quantiles_top_to_bottom():
+    from course_utils.plots import plot_intervals
+
+    values = np.linspace(0, 1, 1001)
+    fig, ax = plt.subplots()
+    plot_intervals({"first": values, "second": values + 10}, ax=ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second"]
+    assert list(ax.get_yticks()) == [1, 0]  # first on top
+    outer, inner = ax.collections[0].get_segments()[0], ax.collections[1].get_segments()[0]
+    np.testing.assert_allclose(outer[:, 0], [0.05, 0.95])
+    np.testing.assert_allclose(inner[:, 0], [0.25, 0.75])
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(0.5)
+    plt.close(fig)
+
+
+def test_densities_are_labelled_at_their_peaks():
+    from course_utils.plots import plot_densities
+
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots()
+    plot_densities({"narrow": rng.normal(1, 0.1, 4000), "wide": rng.normal(3, 0.5, 4000)}, ax=ax, xlim=(0, 5))
+    labels = {t.get_text(): t.xy for t in ax.texts}
+    assert labels["narrow"][0] == pytest.approx(1, abs=0.1) and labels["wide"][0] == pytest.approx(3, abs=0.2)
+    assert labels["narrow"][1] > labels["wide"][1]  # the narrow one peaks higher
+    plt.close(fig)
+
+
+def test_prediction_panels_one_per_facet_with_shared_average():
+    from course_utils.plots import plot_prediction_panels
+
+    per_actor = pd.DataFrame({"actor": np.repeat([1, 2, 3], 2), "t": ["a", "b"] * 3,
+                              ".epred": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], ".lower": 0.0, ".upper": 1.0, ".width": 0.95})
+    average = pd.DataFrame({"t": ["a", "b"], ".epred": [0.45, 0.55], ".lower": 0.0, ".upper": 1.0, ".width": 0.95})
+    observed = pd.DataFrame({"actor": [2], "t": ["b"], ".epred": [1.0]})
+    fig, axs = plot_prediction_panels({"actor": per_actor, "average": average}, x="t", facet="actor",
+                                      observed=observed, ncols=2)
+    visible = [ax for ax in axs.flat if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["actor 1", "actor 2", "actor 3"]
+    np.testing.assert_allclose(visible[1].lines[0].get_ydata(), [0.3, 0.4])
+    np.testing.assert_allclose(visible[2].lines[1].get_ydata(), [0.45, 0.55])  # average in every panel
+    assert len(visible[1].lines) == 3 and len(visible[0].lines) == 2  # observed only where there is data
+    with pytest.raises(KeyError, match="no prediction table has the column 'block'"):
+        plot_prediction_panels({"average": average}, x="t", facet="block")
+    plt.close("all")

@@ -133,3 +133,79 @@ def test_bambi_new_groups_use_the_group_sd(tiny_fit):
     eta = linear_predictor((model, idata), pd.DataFrame({"g": ["unseen"] * 2}), clusters="new", seed=3)
     z = (eta[..., 0] - idata.posterior["Intercept"].to_numpy()) / idata.posterior["1|g_sigma"].to_numpy()
     assert z.std() == pytest.approx(1.0, abs=0.15)
+
+
+def prior_as_posterior(model, draws=40):
+    """Stand-in posterior for a Bambi model, from its prior: no sampling, seconds to make."""
+    prior = model.prior_predictive(draws=draws, random_seed=2).prior
+    keep = [v for v in prior.data_vars if "__obs__" not in prior[v].dims]
+    posterior = prior[keep].drop_vars([c for c in prior.coords if c == "__obs__"], errors="ignore")
+    idata = az.InferenceData(posterior=posterior)
+    idata.posterior.attrs["modeling_interface"] = "bambi"
+    return idata
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    rng = np.random.default_rng(3)
+    n = 60
+    data = pd.DataFrame({
+        "a": rng.integers(0, 2, n), "b": rng.integers(0, 2, n), "x": rng.normal(size=n),
+        "f": rng.choice(["u", "v", "w"], n), "g": rng.choice(["g1", "g2", "g3"], n),
+    })
+    data["y"] = rng.normal(size=n)
+    data["r"] = pd.Categorical(rng.integers(1, 5, n), ordered=True)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "param"),
+    [
+        ("y ~ 1 + x + f + a:b + (1|g)", "gaussian", "mu"),
+        ("r ~ a + b + x + f + (1|g)", "cumulative", "p"),
+    ],
+)
+def test_bambi_adapter_matches_bambi_predict_with_several_predictors(clustered, formula, family, param):
+    import bambi as bmb
+
+    model = bmb.Model(formula, clustered, family=family)
+    model.build()
+    idata = prior_as_posterior(model)
+    newdata = clustered.iloc[[0, 5, 11, 17]]
+    theirs = model.predict(idata, kind="response_params", data=newdata, inplace=False).posterior[param]
+    theirs = theirs.transpose("chain", "draw", "__obs__", ...).to_numpy()
+    ours = epred_draws((model, idata), newdata)
+    keys = [".row", ".category", ".draw"] if family == "cumulative" else [".row", ".draw"]
+    ours = ours.sort_values(keys)[".epred"].to_numpy()
+    expected = np.moveaxis(theirs, 2, 0).reshape(theirs.shape[2], -1, *theirs.shape[3:])  # row, draw[, cat]
+    if family == "cumulative":
+        expected = expected.transpose(0, 2, 1)  # row, category, draw
+    np.testing.assert_allclose(ours, expected.reshape(-1), atol=1e-10)
+
+
+def test_probit_link_is_applied():
+    model = synthetic(n_draw=4)
+    model.link = "probit"
+    epred = epred_draws(model, ROWS.iloc[:1], clusters="average")
+    from scipy.stats import norm
+
+    np.testing.assert_allclose(epred[".epred"], norm.cdf(0.5))
+
+
+def test_float_and_integer_levels_are_the_same_cluster():
+    model = synthetic(n_draw=50)
+    model.idata.posterior = model.idata.posterior.assign_coords(g=[1, 2, 3])
+    as_float = linear_predictor(model, pd.DataFrame({"x": [0.0], "g": [2.0]}), clusters="new", seed=1)
+    as_text = linear_predictor(model, pd.DataFrame({"x": [0.0], "g": ["2"]}), clusters="sample")
+    np.testing.assert_array_equal(as_float, as_text)
+    with pytest.raises(ValueError, match="missing values"):
+        linear_predictor(model, pd.DataFrame({"x": [0.0], "g": [np.nan]}), clusters="new", seed=1)
+
+
+def test_gaussian_new_effects_scale_with_each_draws_sd():
+    model = synthetic(n_draw=20_000)
+    sd = np.random.default_rng(4).uniform(0.5, 3.0, (1, 20_000))
+    model.idata.posterior["sd_g__Intercept"] = (("chain", "draw"), sd)
+    eta = linear_predictor(model, ROWS.iloc[2:], clusters="new", seed=2)
+    z = (eta[0, :, 0] - 0.5) / sd[0]
+    assert z.std() == pytest.approx(1.0, abs=0.03)
