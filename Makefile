@@ -15,13 +15,14 @@ endif
 COURSE_FIT_CACHE ?= $(CURDIR)/.cache/fits
 export COURSE_FIT_CACHE
 
-.PHONY: help venv data book test test-fast clean clean-fits lock
+.PHONY: help venv data book test test-fast bench-trolley clean clean-fits lock
 
 help:
 	@echo "make book       build the book (HTML in _build/html)"
 	@echo "make test       run the whole test suite"
 	@echo "make test-fast  run the unit tests only (seconds)"
 	@echo "make data       fetch and verify the data sets"
+	@echo "make bench-trolley  time the Trolley model under each sampler (about 20 min)"
 	@echo "make clean      remove the built book;  make clean-fits  remove cached fits"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 
@@ -52,6 +53,9 @@ test: data
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
+
+bench-trolley: data
+	$(BIN)/python benchmarks/trolley_samplers.py
 
 clean:
 	rm -rf _build

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import arviz as az
 import bambi as bmb
+import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
@@ -88,6 +89,38 @@ def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mappi
     }
 
 
+def _sample_nutpie(
+    model: pm.Model, *, draws: int, tune: int, chains: int, seed: int, cores: int | None,
+    progressbar: bool, log_likelihood: bool, initial_points: Mapping | None = None, **nutpie_kwargs,
+) -> az.InferenceData:
+    """Sample a PyMC model with nutpie (NUTS in Rust, compiled with numba).
+
+    ``initial_points`` are given to the sampler, not to the model: a model with initial
+    values of its own cannot have its log-likelihood computed afterwards by PyMC. The
+    pointwise log-likelihood is computed once the draws are in.
+    """
+    import nutpie
+
+    # Keep the parameters and the derived quantities, not Bambi's per-observation ones
+    # (for Trolley, 9,930 x 7 probabilities per draw).
+    dims = model.named_vars_to_dims
+    keep = [rv.name for rv in model.free_RVs] + [
+        d.name for d in model.deterministics if "__obs__" not in dims.get(d.name, ())
+    ]
+    compiled = nutpie.compile_pymc_model(
+        model, initial_points=dict(initial_points or {}) or None, var_names=keep,
+    )
+    idata = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, seed=seed, save_warmup=False,
+        cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
+        progress_bar=progressbar, **nutpie_kwargs,
+    )
+    if log_likelihood:
+        with model:
+            pm.compute_log_likelihood(idata, extend_inferencedata=True, progressbar=False)
+    return idata
+
+
 def _run_kwargs(chains: int, cores: int | None, progressbar: bool, log_likelihood: bool) -> dict:
     """How the chains run: one process per core by default; not part of the cache key."""
     return {
@@ -116,6 +149,34 @@ def _brms_links(model: bmb.Model) -> dict[str, str]:
             modelled = param in model.distributional_components
             links[param] = model.family.link[param].name if modelled else "identity"
     return links
+
+
+ORDINAL_FAMILIES = ("cumulative", "sratio")
+
+
+def _ordered_thresholds(family, priors: dict, data: pd.DataFrame, formula: str) -> tuple[dict, dict]:
+    """Make a user's prior on an ordinal model's cutpoints a prior on *ordered* cutpoints.
+
+    In Bambi 0.17 a prior given for ``threshold`` replaces Bambi's own, ordered transform
+    included, so the cutpoints are no longer kept in order and the model fails at its
+    starting point (all cutpoints 0). The ordered transform is added back here, and the
+    sampler (not the model: PyMC cannot compute the log-likelihood of a model with initial
+    values) starts the cutpoints at the logits of the observed cumulative proportions.
+    Returns the priors to use and the sampler's initial points.
+    """
+    name = family if isinstance(family, str) else getattr(family, "name", None)
+    if name not in ORDINAL_FAMILIES or "threshold" not in priors:
+        return priors, {}
+    prior = priors["threshold"]
+    if "transform" not in prior.args:
+        priors = {**priors, "threshold": bmb.Prior(prior.name, **prior.args,
+                                                   transform=pm.distributions.transforms.ordered)}
+    response = data[str(formula).split("~")[0].strip()]
+    shares = response.value_counts(normalize=True).sort_index().cumsum().to_numpy()[:-1]
+    shares = np.clip(shares, 1e-3, 1 - 1e-3)  # an unobserved first or last category
+    cutpoints = np.log(shares) - np.log1p(-shares)
+    # A small step keeps them strictly increasing if a category was never observed.
+    return priors, {"threshold": cutpoints + np.arange(len(cutpoints)) * 1e-3}
 
 
 def fit_spec(idata: az.InferenceData) -> dict:
@@ -152,14 +213,17 @@ def fit_bambi(
     name : str
         The fit's name in the cache, e.g. ``"m2"``.
     formula, data, family, priors, link, categorical, noncentered
-        Passed to :class:`bambi.Model`.
+        Passed to :class:`bambi.Model`. For an ordinal family, a prior on ``threshold``
+        is kept ordered (see :func:`_ordered_thresholds`).
     draws, tune, chains : int
         Post-warm-up draws and warm-up iterations per chain, and the number of chains
         (brms's ``iter = tune + draws``, ``warmup = tune``).
     seed : int
         Required: the same inputs and seed give the same draws.
     sampler : str
-        Bambi's ``inference_method`` (``"pymc"`` is PyMC's NUTS).
+        ``"pymc"`` (PyMC's NUTS), ``"nutpie"`` (nutpie on Bambi's PyMC model; extra
+        keyword arguments such as ``low_rank_modified_mass_matrix=True`` go to
+        ``nutpie.sample``) or another of Bambi's ``inference_method`` values.
     log_likelihood : bool
         Store the pointwise log-likelihood (needed for LOO).
     cores, progressbar
@@ -181,12 +245,24 @@ def fit_bambi(
         draws=draws, tune=tune, chains=chains, sampler=sampler, log_likelihood=log_likelihood,
     )
     key = fit_key(formula, data, seed=seed, sample_kwargs=sample_kwargs, **settings)
+    priors, initial_points = _ordered_thresholds(family, dict(priors or {}), data, formula)
     model = bmb.Model(
-        formula, data, family=family, priors=dict(priors) if priors else None, link=link,
+        formula, data, family=family, priors=priors or None, link=link,
         categorical=list(categorical) if categorical else None, noncentered=noncentered,
     )
 
     def sample() -> az.InferenceData:
+        if sampler == "nutpie":
+            model.build()
+            idata = _sample_nutpie(
+                model.backend.model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
+                progressbar=progressbar, log_likelihood=log_likelihood, initial_points=initial_points,
+                **sample_kwargs,
+            )
+            # Bambi's own post-processing: drop offsets, order dims, undo predictor centring.
+            return model.backend._clean_results(idata, omit_offsets=True, include_response_params=False)
+        if initial_points:
+            sample_kwargs.setdefault("initvals", initial_points)
         return model.fit(
             draws=draws, tune=tune, chains=chains, random_seed=seed, inference_method=sampler,
             **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
@@ -237,6 +313,7 @@ def fit_pymc(
     tune: int = 1000,
     chains: int = 4,
     seed: int,
+    sampler: str = "pymc",
     log_likelihood: bool = True,
     cores: int | None = None,
     progressbar: bool = False,
@@ -244,7 +321,11 @@ def fit_pymc(
     refit: bool = False,
     **sample_kwargs,
 ) -> az.InferenceData:
-    """Sample a hand-written PyMC model (PyMC's NUTS), or load its cached posterior.
+    """Sample a hand-written PyMC model, or load its cached posterior.
+
+    ``sampler`` is ``"pymc"`` (PyMC's NUTS) or ``"nutpie"``; extra keyword arguments go to
+    the sampler (for nutpie e.g. ``low_rank_modified_mass_matrix=True`` or
+    ``initial_points={...}``) and are part of the cache key.
 
     ``description`` is what the brms-style summary prints in its header: ``formula``,
     ``family``, ``links`` (e.g. ``{"mu": "logit"}``) and ``nobs``. Name the model's
@@ -255,6 +336,7 @@ def fit_pymc(
     key = {
         "interface": "pymc",
         "model": pymc_model_key(model),
+        "sampler": sampler,
         "draws": draws,
         "tune": tune,
         "chains": chains,
@@ -264,6 +346,11 @@ def fit_pymc(
     }
 
     def sample() -> az.InferenceData:
+        if sampler == "nutpie":
+            return _sample_nutpie(
+                model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
+                progressbar=progressbar, log_likelihood=log_likelihood, **sample_kwargs,
+            )
         with model:
             return pm.sample(
                 draws=draws, tune=tune, chains=chains, random_seed=seed,
@@ -271,6 +358,6 @@ def fit_pymc(
             )
 
     idata = cached_idata(name, key, sample, folder=cache, refit=refit)
-    _describe(idata, description, name=name, tune=tune, sampler="pymc", seed=seed)
+    _describe(idata, description, name=name, tune=tune, sampler=sampler, seed=seed)
     return idata
 

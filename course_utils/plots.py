@@ -13,8 +13,8 @@ import pandas as pd
 from .draws import mean_qi
 
 __all__ = [
-    "PALETTE", "plot_cluster_intervals", "plot_densities", "plot_intervals", "plot_prediction_panels",
-    "plot_shrinkage", "use_course_style",
+    "PALETTE", "plot_category_bars", "plot_cluster_intervals", "plot_densities", "plot_intervals",
+    "plot_ppc_bars", "plot_prediction_panels", "plot_shrinkage", "use_course_style",
 ]
 
 # Okabe-Ito colours, in the order the course uses them.
@@ -191,4 +191,74 @@ def plot_prediction_panels(
             legend.setdefault(label, handle)
     fig.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), bbox_to_anchor=(0.5, 1.04))
     fig.tight_layout()
+    return fig, axs
+
+
+def plot_ppc_bars(observed, replicated: pd.DataFrame, *, categories=None, title: str | None = None):
+    """Observed outcome counts beside those of replicated data sets, one panel each
+    (bayesplot's ``ppc_hist`` for a discrete outcome, as brms's ``pp_check(type = "hist")``).
+
+    ``replicated`` is :func:`course_utils.predictions.predicted_draws` output (columns
+    ``.draw`` and ``.prediction``).
+    """
+    observed = pd.Series(np.asarray(observed))
+    categories = list(categories) if categories is not None else sorted(observed.unique())
+    draws = list(pd.unique(replicated[".draw"]))
+    fig, axs = plt.subplots(1, len(draws) + 1, figsize=(1.45 * (len(draws) + 1), 2.3), sharey=True)
+    panels = [("observed", observed, "#000000")] + [
+        (f"replicate {i + 1}", replicated.loc[replicated[".draw"] == d, ".prediction"], PALETTE["partial pooling"])
+        for i, d in enumerate(draws)
+    ]
+    for ax, (label, values, color) in zip(axs, panels):
+        counts = values.value_counts().reindex(categories, fill_value=0)
+        ax.bar([str(c) for c in categories], counts.to_numpy(), color=color, width=0.8)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    axs[0].set_ylabel("count")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig, axs
+
+
+def plot_category_bars(
+    table: pd.DataFrame, *, row: str | None = None, col: str | None = None, hue: str,
+    value: str = ".epred", category: str = ".category", ylabel: str = "probability",
+):
+    """Probability of each response category as bars, dodged by ``hue``, one panel per
+    combination of ``row`` and ``col`` (with the 95% interval as an error bar when the
+    table has ``.lower`` and ``.upper``)."""
+    rows = list(pd.unique(table[row])) if row else [None]
+    cols = list(pd.unique(table[col])) if col else [None]
+    hues = sorted(pd.unique(table[hue]))
+    categories = sorted(pd.unique(table[category]))
+    fig, axs = plt.subplots(len(rows), len(cols), figsize=(2.6 * len(cols), 1.9 * len(rows) + 0.6),
+                            sharex=True, sharey=True, squeeze=False)
+    width = 0.8 / len(hues)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axs[i, j]
+            panel = table
+            if row:
+                panel = panel[panel[row] == r]
+            if col:
+                panel = panel[panel[col] == c]
+            for k, (h, color) in enumerate(zip(hues, _colors(len(hues)))):
+                bars = panel[panel[hue] == h].set_index(category).reindex(categories)
+                x = np.arange(len(categories)) + (k - (len(hues) - 1) / 2) * width
+                errors = None
+                if {".lower", ".upper"} <= set(bars.columns):
+                    errors = np.vstack([bars[value] - bars[".lower"], bars[".upper"] - bars[value]])
+                ax.bar(x, bars[value], width=width, color=color, yerr=errors, ecolor="#333333",
+                       error_kw={"lw": 0.8}, label=f"{hue} = {h}")
+            title = ", ".join(f"{name} = {v}" for name, v in ((row, r), (col, c)) if name)
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks(np.arange(len(categories)), [str(c) for c in categories])
+    for ax in axs[-1, :]:
+        ax.set_xlabel("response")
+    for ax in axs[:, 0]:
+        ax.set_ylabel(ylabel)
+    handles, labels = axs[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig, axs

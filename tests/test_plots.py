@@ -88,3 +88,28 @@ def test_prediction_panels_one_per_facet_with_shared_average():
     with pytest.raises(KeyError, match="no prediction table has the column 'block'"):
         plot_prediction_panels({"average": average}, x="t", facet="block")
     plt.close("all")
+
+
+def test_ppc_bars_count_each_data_set():
+    from course_utils.plots import plot_ppc_bars
+
+    replicated = pd.DataFrame({".draw": np.repeat([7, 9], 4), ".prediction": [1, 1, 2, 3, 3, 3, 3, 2]})
+    fig, axs = plot_ppc_bars([1, 2, 2, 3], replicated, categories=[1, 2, 3])
+    heights = [[p.get_height() for p in ax.patches] for ax in axs]
+    assert heights == [[1, 2, 1], [2, 1, 1], [0, 1, 3]]
+    assert [ax.get_title() for ax in axs] == ["observed", "replicate 1", "replicate 2"]
+    plt.close(fig)
+
+
+def test_category_bars_panels_and_heights():
+    from course_utils.plots import plot_category_bars
+
+    table = pd.DataFrame({
+        "action": np.repeat([0, 1], 6), "intention": np.tile(np.repeat([0, 1], 3), 2),
+        ".category": np.tile([1, 2, 3], 4), ".epred": np.arange(12) / 12,
+    })
+    fig, axs = plot_category_bars(table, row="action", hue="intention")
+    assert axs.shape == (2, 1)
+    assert [p.get_height() for p in axs[1, 0].patches] == pytest.approx(np.arange(6, 12) / 12)
+    assert axs[1, 0].get_title() == "action = 1"
+    plt.close(fig)

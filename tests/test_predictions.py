@@ -209,3 +209,25 @@ def test_gaussian_new_effects_scale_with_each_draws_sd():
     eta = linear_predictor(model, ROWS.iloc[2:], clusters="new", seed=2)
     z = (eta[0, :, 0] - 0.5) / sd[0]
     assert z.std() == pytest.approx(1.0, abs=0.03)
+
+
+def test_predicted_draws_follow_the_category_probabilities():
+    from course_utils.predictions import predicted_draws
+
+    model = synthetic(family="cumulative", n_draw=2000)
+    rows = pd.DataFrame({"x": np.zeros(500), "g": "a"})
+    replicated = predicted_draws(model, rows, draws=20, seed=3, clusters="average")
+    assert replicated[".draw"].nunique() == 20 and len(replicated) == 20 * 500
+    shares = replicated[".prediction"].value_counts(normalize=True).sort_index()
+    expected = np.diff(np.r_[0, expit(np.array([-1.0, 0.0, 2.0]) - 0.5), 1])
+    np.testing.assert_allclose(shares.to_numpy(), expected, atol=0.01)
+    again = predicted_draws(model, rows, draws=20, seed=3, clusters="average")
+    np.testing.assert_array_equal(replicated[".prediction"], again[".prediction"])
+
+
+def test_predicted_draws_bernoulli_rate():
+    from course_utils.predictions import predicted_draws
+
+    model = synthetic(family="bernoulli", n_draw=100)
+    replicated = predicted_draws(model, pd.DataFrame({"x": np.zeros(2000)}), draws=5, seed=1, clusters="average")
+    assert replicated[".prediction"].mean() == pytest.approx(expit(0.5), abs=0.01)
