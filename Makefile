@@ -22,7 +22,7 @@ help:
 	@echo "make test       run the whole test suite"
 	@echo "make test-fast  run the unit tests only (seconds)"
 	@echo "make data       fetch and verify the data sets"
-	@echo "make bench-trolley  time the Trolley model under each sampler (about 20 min)"
+	@echo "make bench-trolley  time the Trolley model under each sampler (about 12 min)"
 	@echo "make clean      remove the built book;  make clean-fits  remove cached fits"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 
@@ -66,7 +66,7 @@ clean-fits:
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet ".[book,test,fast]"
+	.lock-venv/bin/python -m pip install --quiet ".[book,test]"
 	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^multilevel-adventures'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv

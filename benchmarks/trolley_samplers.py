@@ -28,6 +28,7 @@ VARIANTS = {
     # name: (noncentered, sampler, extra sampler arguments)
     "pymc, non-centred (Bambi's defaults)": (True, "pymc", {}),
     "nutpie, non-centred": (True, "nutpie", {}),
+    "nutpie, non-centred, low-rank mass matrix": (True, "nutpie", {"low_rank_modified_mass_matrix": True}),
     "nutpie, centred": (False, "nutpie", {}),
     "nutpie, centred, low-rank mass matrix": (False, "nutpie", {"low_rank_modified_mass_matrix": True}),
 }
@@ -55,6 +56,7 @@ def fit(variant: str, data: pd.DataFrame, seed: int, cache: str) -> dict:
         "sampling s": round(float(sampling)) if sampling is not None else None,
         "min bulk ESS": round(table["Bulk_ESS"].min()),
         "min tail ESS": round(table["Tail_ESS"].min()),
+        "lowest-ESS parameter": table["Bulk_ESS"].idxmin(),
         "max Rhat": round(table["Rhat"].max(), 3),
         "min bulk ESS / s": round(table["Bulk_ESS"].min() / wall, 1),
         "divergent": int(idata.sample_stats["diverging"].sum()),

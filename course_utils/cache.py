@@ -2,8 +2,9 @@
 
 A fitted model's InferenceData is saved as NetCDF under a name and loaded on the next run
 instead of sampling again, but only while its *fingerprint* still matches: a hash of
-everything that changes the posterior (model, priors, data, sampler settings, seed), of
-the library versions and of the course's own fitting code. Any change gives a new fingerprint, and the model is refitted
+everything that changes the posterior (model, priors, data, sampler settings, seed, and
+the course's own sampling code, which callers put in the key) and of the library
+versions. Any change gives a new fingerprint, and the model is refitted
 and the file replaced. brms's own cache checks nothing by default (``file_refit =
 "never"``) and only the model code and data with ``file_refit = "on_change"``; neither
 notices a library upgrade. This one does.
@@ -95,21 +96,9 @@ def to_jsonable(obj):
     return repr(obj)
 
 
-def _fitting_code() -> str:
-    """SHA-256 of the course's own fitting code: a change to how models are sampled (say,
-    their starting points) must not leave fits made the old way in the cache."""
-    here = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for module in ("cache.py", "fitting.py"):
-        digest.update((here / module).read_bytes())
-    return digest.hexdigest()
-
-
 def fingerprint(key: Mapping) -> str:
-    """SHA-256 of a fit's key with the library versions, the fitting code and the format."""
-    payload = {
-        "key": to_jsonable(key), "versions": library_versions(), "code": _fitting_code(), "format": CACHE_FORMAT,
-    }
+    """SHA-256 of a fit's key together with the library versions and cache format."""
+    payload = {"key": to_jsonable(key), "versions": library_versions(), "format": CACHE_FORMAT}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -65,6 +65,22 @@ MODEL_DEFAULTS = {"family": "gaussian", "priors": None, "link": None, "categoric
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": "pymc", "log_likelihood": True}
 
 
+# The functions whose code decides how a model is sampled; their source is part of every
+# fit's key, so changing them (say, the cutpoints' starting point) refits.
+_SAMPLING_CODE = ("_sample_nutpie", "_run_kwargs", "_ordered_threshold_prior", "_threshold_start",
+                  "fit_bambi", "fit_pymc")
+
+
+def sampling_code_hash() -> str:
+    """SHA-256 of the source of the course's sampling functions."""
+    import inspect
+    import sys
+
+    module = sys.modules[__name__]
+    source = "".join(inspect.getsource(getattr(module, name)) for name in _SAMPLING_CODE)
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
 def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mapping | None = None, **settings) -> dict:
     """Everything that determines a Bambi fit's posterior, as a plain dict.
 
@@ -81,6 +97,7 @@ def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mappi
     merged["categorical"] = sorted(merged["categorical"] or [])
     return {
         "interface": "bambi",
+        "code": sampling_code_hash(),
         "formula": str(formula),
         "data": data_hash(data),
         "seed": seed,
@@ -97,7 +114,9 @@ def _sample_nutpie(
 
     ``initial_points`` are given to the sampler, not to the model: a model with initial
     values of its own cannot have its log-likelihood computed afterwards by PyMC. The
-    pointwise log-likelihood is computed once the draws are in.
+    pointwise log-likelihood is computed once the draws are in. (PyMC's own route to
+    nutpie, ``pm.sample(nuts_sampler="nutpie")``, ignores both initial values and
+    ``idata_kwargs``, hence this function.)
     """
     import nutpie
 
@@ -115,6 +134,9 @@ def _sample_nutpie(
         cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
         progress_bar=progressbar, **nutpie_kwargs,
     )
+    # nutpie also stores the sampler's unconstrained values (sigma_log__, ...): not parameters.
+    raw = {model.rvs_to_values[rv].name for rv in model.free_RVs} - {rv.name for rv in model.free_RVs}
+    idata.posterior = idata.posterior.drop_vars(sorted(raw & set(idata.posterior.data_vars)))
     if log_likelihood:
         with model:
             pm.compute_log_likelihood(idata, extend_inferencedata=True, progressbar=False)
@@ -151,32 +173,40 @@ def _brms_links(model: bmb.Model) -> dict[str, str]:
     return links
 
 
-ORDINAL_FAMILIES = ("cumulative", "sratio")
-
-
-def _ordered_thresholds(family, priors: dict, data: pd.DataFrame, formula: str) -> tuple[dict, dict]:
-    """Make a user's prior on an ordinal model's cutpoints a prior on *ordered* cutpoints.
+def _ordered_threshold_prior(family, priors: dict) -> dict:
+    """Keep a user's prior on a cumulative model's cutpoints a prior on *ordered* cutpoints.
 
     In Bambi 0.17 a prior given for ``threshold`` replaces Bambi's own, ordered transform
     included, so the cutpoints are no longer kept in order and the model fails at its
-    starting point (all cutpoints 0). The ordered transform is added back here, and the
-    sampler (not the model: PyMC cannot compute the log-likelihood of a model with initial
-    values) starts the cutpoints at the logits of the observed cumulative proportions.
-    Returns the priors to use and the sampler's initial points.
+    starting point (all cutpoints 0). The ordered transform is added back here; see
+    :func:`_threshold_start` for the starting point. (Bambi's ``sratio`` cutpoints are not
+    ordered, and are left alone.)
     """
     name = family if isinstance(family, str) else getattr(family, "name", None)
-    if name not in ORDINAL_FAMILIES or "threshold" not in priors:
-        return priors, {}
-    prior = priors["threshold"]
-    if "transform" not in prior.args:
-        priors = {**priors, "threshold": bmb.Prior(prior.name, **prior.args,
-                                                   transform=pm.distributions.transforms.ordered)}
-    response = data[str(formula).split("~")[0].strip()]
-    shares = response.value_counts(normalize=True).sort_index().cumsum().to_numpy()[:-1]
+    prior = priors.get("threshold")
+    if name != "cumulative" or prior is None or "transform" in prior.args:
+        return priors
+    ordered = bmb.Prior(prior.name, **prior.args, transform=pm.distributions.transforms.ordered)
+    return {**priors, "threshold": ordered}
+
+
+def _threshold_start(model: bmb.Model) -> dict:
+    """The sampler's starting cutpoints for a cumulative model with ordered cutpoints: the
+    logits of the observed cumulative proportions of the response categories.
+
+    Given to the sampler, not set on the model: PyMC cannot compute the log-likelihood of
+    a model with initial values of its own.
+    """
+    prior = model.components["threshold"].prior if "threshold" in model.components else None
+    if model.family.name != "cumulative" or prior is None or "transform" not in prior.args:
+        return {}
+    term = model.response_component.term
+    codes = np.asarray(term.data).astype(int)  # 0 .. K-1, in Bambi's order of the levels
+    shares = np.cumsum(np.bincount(codes, minlength=len(term.levels)) / len(codes))[:-1]
     shares = np.clip(shares, 1e-3, 1 - 1e-3)  # an unobserved first or last category
     cutpoints = np.log(shares) - np.log1p(-shares)
-    # A small step keeps them strictly increasing if a category was never observed.
-    return priors, {"threshold": cutpoints + np.arange(len(cutpoints)) * 1e-3}
+    # A small step keeps them strictly increasing if a middle category was never observed.
+    return {"threshold": cutpoints + np.arange(len(cutpoints)) * 1e-3}
 
 
 def fit_spec(idata: az.InferenceData) -> dict:
@@ -213,8 +243,8 @@ def fit_bambi(
     name : str
         The fit's name in the cache, e.g. ``"m2"``.
     formula, data, family, priors, link, categorical, noncentered
-        Passed to :class:`bambi.Model`. For an ordinal family, a prior on ``threshold``
-        is kept ordered (see :func:`_ordered_thresholds`).
+        Passed to :class:`bambi.Model`. For a cumulative family, a prior on
+        ``threshold`` is kept ordered (see :func:`_ordered_threshold_prior`).
     draws, tune, chains : int
         Post-warm-up draws and warm-up iterations per chain, and the number of chains
         (brms's ``iter = tune + draws``, ``warmup = tune``).
@@ -245,27 +275,29 @@ def fit_bambi(
         draws=draws, tune=tune, chains=chains, sampler=sampler, log_likelihood=log_likelihood,
     )
     key = fit_key(formula, data, seed=seed, sample_kwargs=sample_kwargs, **settings)
-    priors, initial_points = _ordered_thresholds(family, dict(priors or {}), data, formula)
     model = bmb.Model(
-        formula, data, family=family, priors=priors or None, link=link,
-        categorical=list(categorical) if categorical else None, noncentered=noncentered,
+        formula, data, family=family, priors=_ordered_threshold_prior(family, dict(priors or {})) or None,
+        link=link, categorical=list(categorical) if categorical else None, noncentered=noncentered,
     )
+    start = _threshold_start(model)
 
     def sample() -> az.InferenceData:
         if sampler == "nutpie":
             model.build()
+            extra = dict(sample_kwargs)
+            extra["initial_points"] = {**start, **extra.get("initial_points", {})}
             idata = _sample_nutpie(
                 model.backend.model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
-                progressbar=progressbar, log_likelihood=log_likelihood, initial_points=initial_points,
-                **sample_kwargs,
+                progressbar=progressbar, log_likelihood=log_likelihood, **extra,
             )
             # Bambi's own post-processing: drop offsets, order dims, undo predictor centring.
             return model.backend._clean_results(idata, omit_offsets=True, include_response_params=False)
-        if initial_points:
-            sample_kwargs.setdefault("initvals", initial_points)
+        extra = dict(sample_kwargs)
+        if start:
+            extra["initvals"] = {**start, **extra.get("initvals", {})}
         return model.fit(
             draws=draws, tune=tune, chains=chains, random_seed=seed, inference_method=sampler,
-            **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
+            **_run_kwargs(chains, cores, progressbar, log_likelihood), **extra,
         )
 
     idata = cached_idata(name, key, sample, folder=cache, refit=refit)
@@ -335,6 +367,7 @@ def fit_pymc(
     """
     key = {
         "interface": "pymc",
+        "code": sampling_code_hash(),
         "model": pymc_model_key(model),
         "sampler": sampler,
         "draws": draws,

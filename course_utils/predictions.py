@@ -196,7 +196,7 @@ def _cluster_effects(
 
 def linear_predictor(
     fit, newdata: pd.DataFrame, *, clusters: str = "sample", groups: Sequence[str] | None = None,
-    new_levels: str = "gaussian", seed: int | None = None,
+    new_levels: str = "gaussian", seed=None,
 ) -> np.ndarray:
     """The linear predictor for each row of ``newdata``, an array (chain, draw, row).
 
@@ -304,7 +304,7 @@ def linpred_draws(
     return _long(newdata, eta, ".linpred")
 
 
-def _subset_draws(fit: LinearModel, n: int, seed: int) -> LinearModel:
+def _subset_draws(fit: LinearModel, n: int, seed) -> LinearModel:
     """The same model with ``n`` posterior draws picked at random (as one chain)."""
     posterior = fit.idata.posterior.stack(__sample__=("chain", "draw"))
     picked = np.sort(np.random.default_rng(seed).choice(posterior.sizes["__sample__"], size=n, replace=False))
@@ -328,9 +328,11 @@ def predicted_draws(
     category (1 to K); for a gaussian one the residual sd is the posterior variable
     ``sigma``.
     """
-    model = _subset_draws(_as_linear_model(fit), draws, seed)
-    rng = np.random.default_rng([seed, 1])
-    eta = linear_predictor(model, newdata, clusters=clusters, groups=groups, new_levels=new_levels, seed=seed)
+    pick, clusters_seed, outcome_seed = np.random.SeedSequence(seed).spawn(3)  # independent streams
+    model = _subset_draws(_as_linear_model(fit), draws, pick)
+    rng = np.random.default_rng(outcome_seed)
+    eta = linear_predictor(model, newdata, clusters=clusters, groups=groups, new_levels=new_levels,
+                           seed=clusters_seed)
     mean = _response(model, eta)
     if model.family == "cumulative":
         cumulative = mean.cumsum(axis=-1)

@@ -67,14 +67,6 @@ def test_library_upgrade_refits(tmp_path, monkeypatch):
     assert sampler.calls == 2
 
 
-def test_a_change_to_the_fitting_code_refits(tmp_path, monkeypatch):
-    sampler = CountingSampler()
-    cache.cached_idata("m", KEY, sampler, folder=tmp_path)
-    monkeypatch.setattr(cache, "_fitting_code", lambda: "edited")
-    cache.cached_idata("m", KEY, sampler, folder=tmp_path)
-    assert sampler.calls == 2
-
-
 def test_refit_flag_samples_anyway(tmp_path):
     sampler = CountingSampler()
     cache.cached_idata("m", KEY, sampler, folder=tmp_path)

@@ -197,3 +197,46 @@ def test_user_prior_on_cutpoints_keeps_them_ordered(ordinal_data, tmp_path, samp
     assert idata.posterior["x"].mean() == pytest.approx(0.8, abs=0.3)
     transform = model.backend.model.rvs_to_transforms[model.backend.model["threshold"]]
     assert type(transform).__name__ == "Ordered"
+
+
+def test_threshold_start_is_the_logit_of_observed_cumulative_shares():
+    from course_utils.fitting import _ordered_threshold_prior, _threshold_start
+
+    data = pd.DataFrame({"y": pd.Categorical([2, 2, 3, 4, 4, 4, 4, 4], categories=[1, 2, 3, 4, 5], ordered=True),
+                         "x": range(8)})
+    priors = _ordered_threshold_prior("cumulative", {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5)})
+    assert type(priors["threshold"].args["transform"]).__name__ == "Ordered"
+    start = _threshold_start(bmb.Model("y ~ x", data, family="cumulative", priors=priors))["threshold"]
+    shares = np.clip([0, 2 / 8, 3 / 8, 1.0], 1e-3, 1 - 1e-3)  # category 1 never observed, 5 neither
+    np.testing.assert_allclose(start, np.log(shares / (1 - shares)) + np.arange(4) * 1e-3)
+    assert (np.diff(start) > 0).all()
+    # The sratio family's cutpoints are not ordered, and are left alone.
+    sratio = {"threshold": bmb.Prior("Normal", mu=0, sigma=1)}
+    assert _ordered_threshold_prior("sratio", sratio) is sratio
+
+
+def test_the_sampling_code_is_in_the_key(toy_data, monkeypatch):
+    import course_utils.fitting as fitting
+
+    before = key(toy_data)
+    monkeypatch.setattr(fitting, "sampling_code_hash", lambda: "edited")
+    assert key(toy_data) != before
+
+
+@pytest.mark.slow
+def test_nutpie_gives_the_same_posterior_as_pymc(toy_data, tmp_path):
+    """Through nutpie, Bambi's post-processing still applies (the intercept is un-centred)
+    and no sampler-internal variable is left in the posterior."""
+    args = dict(family="gaussian", priors=PRIORS, draws=500, tune=500, chains=2, seed=1, cache=tmp_path)
+    _, with_pymc = fit_bambi("pymc", "y ~ 1 + x", toy_data, sampler="pymc", **args)
+    _, with_nutpie = fit_bambi("nutpie", "y ~ 1 + x", toy_data, sampler="nutpie", **args)
+    assert set(with_nutpie.posterior.data_vars) == set(with_pymc.posterior.data_vars)
+    for var in ("Intercept", "x", "sigma"):
+        a, b = with_pymc.posterior[var], with_nutpie.posterior[var]
+        assert float(b.mean()) == pytest.approx(float(a.mean()), abs=4 * float(a.std()) / np.sqrt(200))
+    _, again = fit_bambi("nutpie", "y ~ 1 + x", toy_data, sampler="nutpie", **{**args, "cache": tmp_path / "b"})
+    np.testing.assert_array_equal(with_nutpie.posterior["x"], again.posterior["x"])
+    idata = fit_pymc("toy", tiny_pymc_model(), sampler="nutpie", cache=tmp_path, draws=100, tune=100, chains=2,
+                     seed=1, description={"formula": "y ~ 1", "family": "gaussian", "nobs": 4})
+    assert set(idata.posterior.data_vars) == {"b_Intercept", "sigma"}
+    assert idata.log_likelihood["y"].shape == (2, 100, 4)

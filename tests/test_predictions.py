@@ -231,3 +231,19 @@ def test_predicted_draws_bernoulli_rate():
     model = synthetic(family="bernoulli", n_draw=100)
     replicated = predicted_draws(model, pd.DataFrame({"x": np.zeros(2000)}), draws=5, seed=1, clusters="average")
     assert replicated[".prediction"].mean() == pytest.approx(expit(0.5), abs=0.01)
+
+
+def test_predicted_draws_keep_each_draws_parameters_together():
+    """Each picked draw's cutpoints go with that draw's linear predictor: here both move
+    with the draw index, so the shares stay fixed only if they are kept together."""
+    from course_utils.predictions import predicted_draws
+
+    n_draw = 400
+    shift = np.arange(n_draw, dtype=float)[None, :] / 10
+    idata = az.from_dict(posterior={"b": shift, "cut": shift[..., None] + np.array([-0.5, 0.5])},
+                         coords={"k": [1, 2]}, dims={"cut": ["k"]})
+    model = LinearModel(idata=idata, fixed=lambda post, nd: np.repeat(post["b"].to_numpy()[..., None], len(nd), -1),
+                        family="cumulative", thresholds="cut")
+    replicated = predicted_draws(model, pd.DataFrame({"x": np.zeros(3000)}), draws=10, seed=5)
+    shares = replicated.groupby(".draw")[".prediction"].value_counts(normalize=True).unstack()
+    np.testing.assert_allclose(shares.to_numpy(), np.tile([0.378, 0.245, 0.378], (10, 1)), atol=0.04)
