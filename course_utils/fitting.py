@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import inspect
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import arviz as az
@@ -37,7 +39,7 @@ from pytensor.graph.traversal import ancestors
 
 from .cache import cached_idata, to_jsonable
 
-__all__ = ["data_hash", "fit_bambi", "fit_key", "fit_pymc", "fit_spec", "pymc_model_key"]
+__all__ = ["data_hash", "fit_bambi", "fit_key", "fit_pymc", "fit_spec", "pymc_model_key", "sampling_code_hash"]
 
 SPEC_ATTR = "course_spec"
 
@@ -73,9 +75,6 @@ _SAMPLING_CODE = ("_sample_nutpie", "_run_kwargs", "_ordered_threshold_prior", "
 
 def sampling_code_hash() -> str:
     """SHA-256 of the source of the course's sampling functions."""
-    import inspect
-    import sys
-
     module = sys.modules[__name__]
     source = "".join(inspect.getsource(getattr(module, name)) for name in _SAMPLING_CODE)
     return hashlib.sha256(source.encode()).hexdigest()
