@@ -15,14 +15,21 @@ endif
 COURSE_FIT_CACHE ?= $(CURDIR)/.cache/fits
 export COURSE_FIT_CACHE
 
-.PHONY: help venv data book test test-fast bench-trolley clean clean-fits lock
+.PHONY: help venv data book test test-fast bench-trolley bench-models parity clean clean-fits lock release grade reference bench-grading browser-tools apt-install
 
 help:
 	@echo "make book       build the book (HTML in _build/html)"
 	@echo "make test       run the whole test suite"
 	@echo "make test-fast  run the unit tests only (seconds)"
 	@echo "make data       fetch and verify the data sets"
+	@echo "make browser-tools  install the browser test's Chromium (Debian) and Node packages"
 	@echo "make bench-trolley  time the Trolley model under each sampler (about 12 min)"
+	@echo "make bench-models   fit all five lecture models from a cold cache and time them (about 5 min)"
+	@echo "make parity     refit the five models with brms in R (parity/brms_results.json; about 30 min)"
+	@echo "make release    make the student version of the exercises (exercises/release/trolley)"
+	@echo "make grade      grade every submission in exercises/submitted/ (grades.csv, feedback/)"
+	@echo "make reference  rebuild the exercises' reference posterior (autograder/reference/trolley.json)"
+	@echo "make bench-grading  grade a class of 20 correct submissions and report times (about 25 min)"
 	@echo "make clean      remove the built book;  make clean-fits  remove cached fits"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 
@@ -39,16 +46,38 @@ $(STAMP): requirements.lock pyproject.toml
 data: venv
 	$(BIN)/python -m course_utils.data
 
+# Node packages pinned in package-lock.json: MathJax, which the book serves from its own
+# pages (no CDN), and playwright-core, which drives Debian's Chromium in the browser test.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory APT_PACKAGES="nodejs npm" apt-install
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The browser test's Chromium, from Debian (no tool downloads a browser of its own).
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+$(CHROMIUM):
+	$(MAKE) --no-print-directory APT_PACKAGES="chromium fonts-dejavu-core" apt-install
+
+browser-tools: node_modules/.installed $(CHROMIUM)
+
+apt-install:
+	@test "$$(id -u)" = 0 || { echo "Missing: $(APT_PACKAGES). Install them with 'sudo apt-get install $(APT_PACKAGES)' (Debian), then run make again."; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+
 # jupyter-cache re-executes a chapter when its own code changes; a change to the helpers
-# or the pinned versions can change any chapter's output, so it empties the cache.
+# or the pinned versions can change any chapter's output, so it empties the cache, and
+# Sphinx's record of what it has read (.doctrees), without which Sphinx would see no
+# changed page and execute nothing.
 _build/.helpers-stamp: $(wildcard course_utils/*.py) requirements.lock
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	@mkdir -p _build && touch $@
 
-book: data _build/.helpers-stamp
+book: data node_modules/.installed _build/.helpers-stamp
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: data
+test: data browser-tools
 	$(BIN)/python -m pytest
 
 test-fast: venv
@@ -56,6 +85,34 @@ test-fast: venv
 
 bench-trolley: data
 	$(BIN)/python benchmarks/trolley_samplers.py
+
+# All five lecture models from an empty (temporary) fit cache; brms's numbers as ratios.
+bench-models: data
+	$(BIN)/python benchmarks/all_models.py
+
+# The brms fits the parity appendix compares with: R and brms from Debian (parity/setup.sh),
+# then the lecture's five models (parity/fit_brms.R). On demand only, never in the book
+# build or the tests: R is not needed to run the course.
+parity: data
+	bash parity/setup.sh
+	PARITY_DATA_MLM=$$($(BIN)/python -c 'from course_utils.data import path; print(path("mlm"))') \
+	PARITY_DATA_CHIMPANZEES=$$($(BIN)/python -c 'from course_utils.data import path; print(path("chimpanzees"))') \
+	PARITY_DATA_TROLLEY=$$($(BIN)/python -c 'from course_utils.data import path; print(path("trolley"))') \
+	Rscript parity/fit_brms.R --out parity/brms_results.json
+
+# The exercises: exercises/ is an nbgrader course directory (nbgrader needs the venv's
+# programs on PATH). Options for grading: make grade GRADE_ARGS="--workers 1 --timeout 900".
+release: venv
+	cd exercises && PATH="$(abspath $(BIN)):$$PATH" nbgrader generate_assignment trolley --force
+
+grade: data
+	$(BIN)/python -m autograder grade trolley $(GRADE_ARGS)
+
+reference: data
+	$(BIN)/python -m autograder reference
+
+bench-grading: data
+	$(BIN)/python benchmarks/grading_class.py
 
 clean:
 	rm -rf _build
@@ -66,7 +123,7 @@ clean-fits:
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet ".[book,test]"
+	.lock-venv/bin/python -m pip install --quiet ".[book,test,grading]"
 	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^multilevel-adventures'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 	rm -rf .lock-venv

@@ -33,6 +33,8 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
+from .progress import reporting
+
 __all__ = ["cache_dir", "cached_idata", "fingerprint", "library_versions", "to_jsonable"]
 
 ENV_FIT_CACHE = "COURSE_FIT_CACHE"
@@ -180,7 +182,8 @@ def cached_idata(
         else:
             if idata.posterior.attrs.get(FINGERPRINT_ATTR) == expected:
                 return idata
-    idata = sample()
+    with reporting(name):  # which model, each chain's progress, time left: in the terminal only
+        idata = sample()
     idata.posterior.attrs[FINGERPRINT_ATTR] = expected
     idata.posterior.attrs[KEY_ATTR] = json.dumps(to_jsonable(key), sort_keys=True)
     _write_atomic(idata, file)

@@ -316,7 +316,10 @@ def pymc_model_key(model: pm.Model) -> dict:
     Any change of a distribution, a prior's parameter, the data, the indices or a derived
     quantity changes the printed graph or the hash of its constants.
     """
-    outputs = [model.logp(), *model.deterministics]  # what is sampled and what is derived
+    # What is sampled and what is derived. Deterministics are taken in terms of the value
+    # variables: through the random variables they would bring in random generators, whose
+    # printed form (a memory address) changes from one process to the next.
+    outputs = [model.logp(), *model.replace_rvs_by_values(model.deterministics)]
     graph = pytensor.printing.debugprint(outputs, file="str", print_type=True)
     digest = hashlib.sha256()
     for node in ancestors(outputs):

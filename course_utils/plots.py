@@ -152,13 +152,15 @@ def plot_densities(draws: dict, *, ax=None, colors=None, xlim=None, xlabel="valu
 def plot_prediction_panels(
     predictions: dict, *, x: str, facet: str, observed: pd.DataFrame | None = None, value: str = ".epred",
     x_labels: dict | None = None, ylabel: str = "probability", ncols: int = 4, ylim=(0, 1),
+    xlabel: str | None = None,
 ):
     """One panel per ``facet`` level: posterior mean lines and 95% ribbons over ``x``.
 
     ``predictions`` maps a legend label to a :func:`course_utils.draws.mean_qi` table (with
     a ``.width`` of 0.95). A table without the ``facet`` column (e.g. the average cluster)
     is drawn in every panel. ``observed`` (columns ``facet``, ``x``, ``value``) adds open
-    circles.
+    circles. The lowest panel of each column carries the x axis's labels (``xlabel``,
+    default ``x``).
     """
     with_facet = [t for t in predictions.values() if facet in t.columns]
     if not with_facet:
@@ -183,42 +185,60 @@ def plot_prediction_panels(
         ax.set_ylim(*ylim)
     for ax in axs.flat[len(facets):]:
         ax.set_visible(False)
+    for column in axs.T:
+        lowest = [ax for ax in column if ax.get_visible()][-1]
+        lowest.tick_params(axis="x", labelbottom=True)  # also above an empty panel
+        lowest.set_xlabel(xlabel if xlabel is not None else x)
     for ax in axs[:, 0]:
         ax.set_ylabel(ylabel)
     legend = {}
     for ax in axs.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), bbox_to_anchor=(0.5, 1.04))
-    fig.tight_layout()
+    fig.legend(legend.values(), legend.keys(), loc="upper center", ncol=len(legend), bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig, axs
 
 
-def plot_ppc_bars(observed, replicated: pd.DataFrame, *, categories=None, title: str | None = None):
+def plot_ppc_bars(
+    observed, replicated: pd.DataFrame, *, categories=None, title: str | None = None, xlabel: str = "response",
+    ncols: int = 3,
+):
     """Observed outcome counts beside those of replicated data sets, one panel each
-    (bayesplot's ``ppc_hist`` for a discrete outcome, as brms's ``pp_check(type = "hist")``).
+    (bayesplot's ``ppc_hist`` for a discrete outcome, as brms's ``pp_check(type = "hist")``),
+    ``ncols`` panels to a row.
 
     ``replicated`` is :func:`course_utils.predictions.predicted_draws` output (columns
-    ``.draw`` and ``.prediction``).
+    ``.draw`` and ``.prediction``). Returns the figure and its panels, observed first.
     """
     observed = pd.Series(np.asarray(observed))
     categories = list(categories) if categories is not None else sorted(observed.unique())
     draws = list(pd.unique(replicated[".draw"]))
-    fig, axs = plt.subplots(1, len(draws) + 1, figsize=(1.45 * (len(draws) + 1), 2.3), sharey=True)
+    ncols = min(ncols, len(draws) + 1)
+    nrows = int(np.ceil((len(draws) + 1) / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(2.5 * ncols, 2.1 * nrows + 0.4), sharex=True, sharey=True,
+                             squeeze=False)
     panels = [("observed", observed, "#000000")] + [
         (f"replicate {i + 1}", replicated.loc[replicated[".draw"] == d, ".prediction"], PALETTE["partial pooling"])
         for i, d in enumerate(draws)
     ]
+    axs = grid.flat[:len(panels)]
     for ax, (label, values, color) in zip(axs, panels):
         counts = values.value_counts().reindex(categories, fill_value=0)
         ax.bar([str(c) for c in categories], counts.to_numpy(), color=color, width=0.8)
-        ax.set_title(label, fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-    axs[0].set_ylabel("count")
+        ax.set_title(label, fontsize=11)
+    for ax in grid.flat[len(panels):]:
+        ax.set_visible(False)
+    for column in grid.T:
+        lowest = [ax for ax in column if ax.get_visible()][-1]
+        lowest.tick_params(axis="x", labelbottom=True)
+        lowest.set_xlabel(xlabel)
+    for ax in grid[:, 0]:
+        ax.set_ylabel("count")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig, axs
+    return fig, np.asarray(axs)
 
 
 def plot_category_bars(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import arviz as az
@@ -24,6 +26,28 @@ if not os.environ.get("COURSE_DATA_DIR") and (SHARED_DATA / "mlm.csv").is_file()
 # the pinned URLs; the download path itself is tested against a local web server).
 HAVE_DATA = bool(os.environ.get("COURSE_DATA_DIR")) and (Path(os.environ["COURSE_DATA_DIR"]) / "mlm.csv").is_file()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="no local data folder (COURSE_DATA_DIR)")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The whole book, built as `make book` builds it, once per test session (test_book.py
+    checks its content, test_browser.py opens its pages). Chapters execute afresh (a new
+    jupyter-cache); fits come from the fit cache. Returns the ``_build`` folder.
+
+    ``COURSE_BUILT_BOOK=_build`` checks a book already built (e.g. by ``make book``)
+    instead of building one."""
+    if os.environ.get("COURSE_BUILT_BOOK"):
+        built = Path(os.environ["COURSE_BUILT_BOOK"]).resolve()
+        assert (built / "html" / "index.html").is_file(), f"COURSE_BUILT_BOOK={built} holds no built book (html/index.html)"
+        return built
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
+        check=False, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, f"book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return out / "_build"
 
 
 @pytest.fixture

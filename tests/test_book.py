@@ -21,17 +21,14 @@ from __future__ import annotations
 import ast
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-
 pytestmark = pytest.mark.slow
 
-CHAPTERS = ["book/intro", "book/partial-pooling", "book/crossed-clusters", "book/trolley"]
+CHAPTERS = ["book/intro", "book/partial-pooling", "book/crossed-clusters", "book/trolley", "book/exercises",
+            "book/references"]
 FIGURES = {"book/partial-pooling": 2, "book/crossed-clusters": 6, "book/trolley": 5}
 
 LECTURE = {
@@ -63,16 +60,8 @@ LECTURE = {
 }
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert result.returncode == 0, f"book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return out / "_build"
+# built_book (tests/conftest.py): the book built once per test session, shared with
+# tests/test_browser.py.
 
 
 def glued(record: Path) -> dict:
@@ -87,6 +76,25 @@ def test_every_chapter_has_a_page_without_errors(built_book):
         assert page.is_file(), chapter
         html = page.read_text()
         assert "Traceback" not in html and "Error" not in re.sub(r"Est\.Error", "", html), chapter
+
+
+def test_exercises_page_offers_the_student_notebooks(built_book):
+    """The page links both notebooks, and they are nbgrader's student version: stubs in
+    place of solutions, no hidden tests, each graded cell's metadata kept."""
+    import nbformat
+
+    page = built_book / "html" / "book" / "exercises.html"
+    links = re.findall(r'href="(\.\./exercises/trolley/[^"]+\.ipynb)"', page.read_text())
+    assert sorted(set(links)) == ["../exercises/trolley/1-varying-intercepts.ipynb",
+                                  "../exercises/trolley/2-predictions.ipynb"]
+    for link in set(links):
+        path = (page.parent / link).resolve()
+        nb = nbformat.read(path, as_version=4)
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "export_" not in text
+        assert "raise NotImplementedError()" in text
+        graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert graded and all("checksum" in c.metadata["nbgrader"] for c in graded)
 
 
 @pytest.mark.parametrize("chapter", list(FIGURES))

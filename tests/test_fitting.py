@@ -174,6 +174,27 @@ def test_pymc_model_key_sees_derived_quantities():
     assert pymc_model_key(model(2.0)) != pymc_model_key(model(3.0))
 
 
+def test_pymc_model_key_is_the_same_in_every_process():
+    """A model with derived quantities gets the same key in a new process (a book build
+    runs each chapter in a new kernel); otherwise its cached fit is never used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, pymc as pm\n"
+        "from course_utils.fitting import pymc_model_key\n"
+        "with pm.Model(coords={'g': ['a', 'b']}) as m:\n"
+        "    s = pm.Exponential('s', 1)\n"
+        "    z = pm.Normal('z', 0, 1, dims='g')\n"
+        "    r = pm.Deterministic('r', z * s, dims='g')\n"
+        "    pm.Normal('y', r[[0, 1, 1]], 1, observed=[0.1, 0.5, 0.4])\n"
+        "print(json.dumps(pymc_model_key(m)))\n"
+    )
+    keys = [subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            for _ in range(2)]
+    assert keys[0] == keys[1]
+
+
 @pytest.fixture(scope="module")
 def ordinal_data():
     rng = np.random.default_rng(8)

@@ -85,6 +85,10 @@ def test_prediction_panels_one_per_facet_with_shared_average():
     np.testing.assert_allclose(visible[1].lines[0].get_ydata(), [0.3, 0.4])
     np.testing.assert_allclose(visible[2].lines[1].get_ydata(), [0.45, 0.55])  # average in every panel
     assert len(visible[1].lines) == 3 and len(visible[0].lines) == 2  # observed only where there is data
+    # Every column's lowest panel labels the x axis, also where the panel below is empty.
+    assert [ax.get_xlabel() for ax in visible] == ["", "t", "t"]
+    assert all(label.get_visible() for label in visible[1].get_xticklabels())
+    assert [ax.get_ylabel() for ax in visible] == ["probability", "", "probability"]
     with pytest.raises(KeyError, match="no prediction table has the column 'block'"):
         plot_prediction_panels({"average": average}, x="t", facet="block")
     plt.close("all")
@@ -98,6 +102,18 @@ def test_ppc_bars_count_each_data_set():
     heights = [[p.get_height() for p in ax.patches] for ax in axs]
     assert heights == [[1, 2, 1], [2, 1, 1], [0, 1, 3]]
     assert [ax.get_title() for ax in axs] == ["observed", "replicate 1", "replicate 2"]
+    assert [ax.get_xlabel() for ax in axs] == ["response"] * 3 and axs[0].get_ylabel() == "count"
+    plt.close(fig)
+
+
+def test_ppc_bars_wrap_into_rows_with_labelled_axes():
+    from course_utils.plots import plot_ppc_bars
+
+    replicated = pd.DataFrame({".draw": np.repeat(np.arange(5), 3), ".prediction": np.tile([1, 2, 3], 5)})
+    fig, axs = plot_ppc_bars([1, 2, 3], replicated, categories=[1, 2, 3], xlabel="rating")
+    assert len(axs) == 6 and fig.get_size_inches()[0] == pytest.approx(7.5)  # the page's width, 3 a row
+    assert [ax.get_xlabel() for ax in axs] == ["", "", "", "rating", "rating", "rating"]
+    assert [ax.get_ylabel() for ax in axs] == ["count", "", "", "count", "", ""]
     plt.close(fig)
 
 

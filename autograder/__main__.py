@@ -1,0 +1,49 @@
+"""Command line: ``python -m autograder reference [--check]`` and ``python -m autograder grade``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+COURSE = Path(__file__).resolve().parent.parent / "exercises"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ref = sub.add_parser("reference", help="build the reference posterior summary (or --check it)")
+    ref.add_argument("--check", action="store_true", help="compare a fresh summary with the committed file")
+    grade = sub.add_parser("grade", help="grade every submission of an assignment")
+    grade.add_argument("assignment", nargs="?", default="trolley")
+    grade.add_argument("--course", type=Path, default=COURSE, help="nbgrader course directory (default: exercises/)")
+    grade.add_argument("--workers", type=int, default=os.cpu_count(), help="submissions graded at once (default: cores)")
+    grade.add_argument("--timeout", type=float, default=1200, help="seconds per submission (default 1200)")
+    grade.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (default 600)")
+    grade.add_argument("--memory-gb", type=float, default=6, help="memory per submission in GB (default 6)")
+    grade.add_argument("--regrade", action="store_true", help="grade again submissions already graded")
+    args = parser.parse_args(argv)
+
+    if args.command == "reference":
+        from .reference import REFERENCE_FILE, build, compare_references, load_reference, save
+
+        fresh = build()
+        if args.check:
+            problems = compare_references(fresh, load_reference())
+            print("\n".join(problems) if problems else f"{REFERENCE_FILE} agrees with a fresh fit.")
+            return 1 if problems else 0
+        print(f"wrote {save(fresh)}")
+        return 0
+
+    from .grade import grade_class
+    from .runner import Limits
+
+    limits = Limits(submission_seconds=args.timeout, cell_seconds=args.cell_timeout,
+                    memory_bytes=int(args.memory_gb * 2**30))
+    grade_class(args.course, args.assignment, workers=args.workers, limits=limits, regrade=args.regrade)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

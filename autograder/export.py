@@ -1,0 +1,129 @@
+"""Hand a student's results to the grader: called by the hidden part of each test cell.
+
+This module runs inside the student's kernel, which the student's own code controls, so
+it decides nothing. It copies what the exercise asked for (posterior draws, a LOO table,
+prediction draws) into files in ``$AUTOGRADER_PAYLOAD_DIR`` and prints one line per item,
+``autograder-payload <item> <sha256>``, into the test cell's output. The grader, in its
+own process, recomputes every graded quantity from those files and accepts an item only
+if its digest line appears exactly once, in the output of the test cell that nbgrader
+restored from the source notebook, and matches the files. A result file written by any
+other cell, or changed after the test cell ran, therefore earns nothing.
+
+Nothing here raises: a missing or malformed result is recorded as an ``.error.json``
+file (with the reason the student will read), so the rest of the cell still runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+__all__ = ["PAYLOAD_ENV", "MARKER", "export_fit", "export_table", "export_draws", "digest"]
+
+PAYLOAD_ENV = "AUTOGRADER_PAYLOAD_DIR"
+MARKER = "autograder-payload"
+MAX_BYTES = 200_000_000
+MAX_ELEMENTS_PER_DRAW = 5_000
+DRAW_COLUMNS = ["id", "action", "intention", "contact", ".row", ".category", ".epred", ".linpred",
+                ".prediction", ".chain", ".iteration", ".draw"]
+
+
+def digest(folder: Path, item: str) -> str:
+    """SHA-256 over an item's files (name and bytes, in name order)."""
+    h = hashlib.sha256()
+    for file in sorted(folder.glob(f"{item}.*")):
+        h.update(file.name.encode() + b"\0")
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def _folder() -> Path | None:
+    folder = os.environ.get(PAYLOAD_ENV)
+    if not folder:
+        return None
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _get(namespace: dict, name: str):
+    if name not in namespace:
+        raise NameError(f"there is no variable named {name}")
+    return namespace[name]
+
+
+def _export(item: str, write) -> None:
+    """Run ``write(folder)`` for ``item`` and print its digest line (or say why not)."""
+    folder = _folder()
+    if folder is None:
+        print(f"(not graded here: {PAYLOAD_ENV} is not set)")
+        return
+    _finish(folder, item, write)
+
+
+def _finish(folder: Path, item: str, write) -> None:
+    for old in folder.glob(f"{item}.*"):
+        old.unlink()
+    try:
+        write(folder)
+    except Exception as error:  # the reason goes to the student's feedback
+        for old in folder.glob(f"{item}.*"):
+            old.unlink()
+        (folder / f"{item}.error.json").write_text(json.dumps({"error": str(error)}))
+    print(f"{MARKER} {item} {digest(folder, item)}")
+
+
+def export_fit(item: str, namespace: dict, idata_name: str, model_name: str | None = None) -> None:
+    """Save the posterior draws of ``namespace[idata_name]`` (and the Bambi model's family
+    and formula from ``namespace[model_name]``) as payload ``item``."""
+    def write(folder: Path) -> None:
+        posterior = getattr(_get(namespace, idata_name), "posterior", None)
+        if posterior is None or not hasattr(posterior, "to_netcdf"):
+            raise TypeError(f"{idata_name} is not an InferenceData with a posterior (got {type(namespace[idata_name]).__name__})")
+        per_draw = {v: int(posterior[v].size // max(1, posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1)))
+                    for v in posterior.data_vars}
+        keep = [v for v, n in per_draw.items() if n <= MAX_ELEMENTS_PER_DRAW]
+        subset = posterior[keep]
+        if subset.nbytes > MAX_BYTES:
+            raise ValueError(f"{idata_name}'s posterior is too large to grade ({subset.nbytes / 1e6:.0f} MB)")
+        meta = {"variables": keep}
+        model = namespace.get(model_name) if model_name else None
+        if model is not None:
+            family = getattr(getattr(model, "family", None), "name", None)
+            meta.update(family=str(family) if family is not None else None,
+                        formula=str(getattr(model, "formula", "")))
+        (folder / f"{item}.meta.json").write_text(json.dumps(meta))
+        subset.to_netcdf(folder / f"{item}.nc", engine="h5netcdf")
+
+    _export(item, write)
+
+
+def export_table(item: str, namespace: dict, name: str) -> None:
+    """Save the table ``namespace[name]`` (a pandas DataFrame, e.g. a LOO comparison)."""
+    def write(folder: Path) -> None:
+        table = _get(namespace, name)
+        if not hasattr(table, "to_dict") or not hasattr(table, "columns"):
+            raise TypeError(f"{name} should be a table (DataFrame), not {type(table).__name__}")
+        numbers = {str(c): [float(v) if isinstance(v, (int, float)) else None for v in table[c].tolist()]
+                   for c in table.columns}
+        (folder / f"{item}.table.json").write_text(
+            json.dumps({"index": [str(i) for i in table.index], "columns": numbers}))
+
+    _export(item, write)
+
+
+def export_draws(item: str, namespace: dict, name: str) -> None:
+    """Save a tidy draws table ``namespace[name]`` (from ``epred_draws``) as CSV."""
+    def write(folder: Path) -> None:
+        frame = _get(namespace, name)
+        if not hasattr(frame, "to_csv") or not hasattr(frame, "columns"):
+            raise TypeError(f"{name} should be a DataFrame of draws (from epred_draws), not {type(frame).__name__}")
+        columns = [c for c in DRAW_COLUMNS if c in frame.columns]
+        if len(frame) * max(1, len(columns)) > 20_000_000:
+            raise ValueError(f"{name} is too large to grade ({len(frame)} rows)")
+        frame[columns].to_csv(folder / f"{item}.csv", index=False)
+        (folder / f"{item}.meta.json").write_text(json.dumps({"columns": [str(c) for c in frame.columns]}))
+
+    _export(item, write)
