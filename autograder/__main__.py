@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from .grade import grade_class
     from .runner import Limits
+
+    # Ctrl-C, or SIGTERM from a scheduler, stops the run cleanly (running submissions are
+    # killed, recorded grades kept), even where the shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     limits = Limits(submission_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_bytes=int(args.memory_gb * 2**30))
