@@ -25,7 +25,7 @@ help:
 	@echo "make browser-tools  install the browser test's Chromium (Debian) and Node packages"
 	@echo "make bench-trolley  time the Trolley model under each sampler (about 12 min)"
 	@echo "make bench-models   fit all five lecture models from a cold cache and time them (about 5 min)"
-	@echo "make parity     refit the five models with brms in R (parity/brms_results.json; about 30 min)"
+	@echo "make parity     refit the five models with brms in R (parity/brms_results.json; about 15 min)"
 	@echo "make release    make the student version of the exercises (exercises/release/trolley)"
 	@echo "make grade      grade every submission in exercises/submitted/ (grades.csv, feedback/)"
 	@echo "make reference  rebuild the exercises' reference posterior (autograder/reference/trolley.json)"

@@ -198,7 +198,9 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             return outcome
         env = _environment(work)
         log = work / "autograde.log"
-        nbgrader = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
+        # -I (isolated): the working folder, where student code can write files, is not on
+        # sys.path, so nothing it plants can stand in for a module the grader imports.
+        nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
                     f"--Execute.timeout={limits.cell_seconds}"]
         status, _, peak = run_limited(nbgrader, cwd=work, env=env, log=log,
                                       seconds=limits.submission_seconds, memory=limits.memory_bytes)
@@ -218,7 +220,7 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             outcome.reason = "nbgrader could not autograde it: " + " | ".join(tail)
             return outcome
-        check_cmd = [sys.executable, "-m", "autograder.check_submission", str(work), assignment, student,
+        check_cmd = [sys.executable, "-I", "-m", "autograder.check_submission", str(work), assignment, student,
                      str(reference)]
         env_check = {k: v for k, v in env.items() if k != "AUTOGRADER_PAYLOAD_DIR"}
         status, _, _ = run_limited(check_cmd, cwd=work, env=env_check, log=work / "check.log",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from .checks import CHECKS
+
 __all__ = ["release_course", "solutions", "write_submission", "correct", "MISTAKES", "VARIANTS", "tampering"]
 
 NOTEBOOKS = ("1-varying-intercepts.ipynb", "2-predictions.ipynb")
@@ -155,11 +157,17 @@ def memory_hog(nbs: dict) -> None:
         "import numpy as np\nhoard = []\nwhile True:\n    hoard.append(np.ones(50_000_000))\n"))
 
 
+# What a tampering submission hopes the grader will run instead of its checks: full marks.
+_FAKE_CHECKER = ("import json\nfrom pathlib import Path\nPath('checks.json').write_text(json.dumps("
+                 + repr([{"check": c, "points": p, "score": p, "message": "ok"} for c, p in CHECKS.items()]) + "))\n")
+
+
 def tampering(reference: dict) -> tuple[dict[str, str], Edit]:
     """A submission with a wrong m_varying (no varying intercept) that tries to get the
     credit anyway: it edits one test cell, deletes another, redefines the grader's check
     functions in its kernel, patches numpy and ArviZ, writes fake result files and result
-    lines, and reports the reference's LOO table instead of its own."""
+    lines, plants a fake ``autograder`` package in the grading folder, and reports the
+    reference's LOO table instead of its own."""
     ref = reference["models"]
     fake_table = {
         "index": ["m_varying", "m_simple"],
@@ -183,7 +191,14 @@ def tampering(reference: dict) -> tuple[dict[str, str], Edit]:
             "os.makedirs(folder, exist_ok=True)\n"
             "with open(os.path.join(folder, 'comparison.table.json'), 'w') as fh:\n"
             "    json.dump(fake, fh)\n"
-            "print('autograder-payload comparison ' + '0' * 64)\n"),
+            "print('autograder-payload comparison ' + '0' * 64)\n"
+            "# A fake grader in the grading folder (three levels up from this notebook), hoping the\n"
+            "# checks will import it instead of the real one and write full marks.\n"
+            "fake = os.path.join('..', '..', '..', 'autograder')\n"
+            "os.makedirs(fake, exist_ok=True)\n"
+            "open(os.path.join(fake, '__init__.py'), 'w').close()\n"
+            "with open(os.path.join(fake, 'check_submission.py'), 'w') as fh:\n"
+            f"    fh.write({_FAKE_CHECKER!r})\n"),
     }
 
     def edit(nbs: dict) -> None:
