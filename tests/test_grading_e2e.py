@@ -30,18 +30,13 @@ from conftest import needs_data
 
 pytestmark = [pytest.mark.slow, needs_data]
 
-ROOT = Path(__file__).resolve().parent.parent
 TOTAL = sum(CHECKS.values())
 LIMITS = Limits(submission_seconds=900, cell_seconds=180, memory_bytes=4 * 2**30)
 
 
-def make_course(folder: Path) -> Path:
-    return testing.release_course(folder)
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("course"))
+    course = testing.release_course(tmp_path_factory.mktemp("course"))
     release, source = course / "release" / "trolley", course / "source" / "trolley"
 
     def target(student):
@@ -189,7 +184,7 @@ def test_rerun_skips_graded_and_regrades_changed(graded):
 
 
 def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
-    course = make_course(tmp_path / "course")
+    course = testing.release_course(tmp_path / "course")
     release = course / "release" / "trolley"
     for student in ("ann", "ben", "cat"):  # released notebooks, unanswered: quick to run
         shutil.copytree(release, course / "submitted" / student / "trolley")
