@@ -61,6 +61,11 @@ $(CHROMIUM):
 
 browser-tools: node_modules/.installed $(CHROMIUM)
 
+# The sandbox every student notebook runs in when grading (Debian's bubblewrap).
+BWRAP ?= /usr/bin/bwrap
+$(BWRAP):
+	$(MAKE) --no-print-directory APT_PACKAGES="bubblewrap" apt-install
+
 apt-install:
 	@test "$$(id -u)" = 0 || { echo "Missing: $(APT_PACKAGES). Install them with 'sudo apt-get install $(APT_PACKAGES)' (Debian), then run make again."; exit 1; }
 	apt-get update -qq
@@ -77,7 +82,7 @@ _build/.helpers-stamp: $(wildcard course_utils/*.py) requirements.lock
 book: data node_modules/.installed _build/.helpers-stamp
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: data browser-tools
+test: data browser-tools $(BWRAP)
 	$(BIN)/python -m pytest
 
 test-fast: venv
@@ -105,13 +110,13 @@ parity: data
 release: venv
 	cd exercises && PATH="$(abspath $(BIN)):$$PATH" nbgrader generate_assignment trolley --force
 
-grade: data
+grade: data $(BWRAP)
 	$(BIN)/python -m autograder grade trolley $(GRADE_ARGS)
 
 reference: data
 	$(BIN)/python -m autograder reference
 
-bench-grading: data
+bench-grading: data $(BWRAP)
 	$(BIN)/python benchmarks/grading_class.py
 
 clean:

@@ -1,8 +1,8 @@
 """Hand a student's results to the grader: called by the hidden part of each test cell.
 
 This module runs inside the student's kernel, which the student's own code controls, so
-it decides nothing. It copies what the exercise asked for (posterior draws, a LOO table,
-prediction draws) into files in ``$AUTOGRADER_PAYLOAD_DIR`` and prints one line per item,
+it decides nothing. It copies what the exercise asked for (posterior draws with the
+model's specification and data, a LOO table, prediction draws) into files in ``$AUTOGRADER_PAYLOAD_DIR`` and prints one line per item,
 ``autograder-payload <item> <sha256>``, into the test cell's output. The grader, in its
 own process, recomputes every graded quantity from those files and accepts an item only
 if its digest line appears exactly once, in the output of the test cell that nbgrader
@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from .spec import describe, describe_data
 
 __all__ = ["PAYLOAD_ENV", "MARKER", "export_fit", "export_table", "export_draws", "digest"]
 
@@ -96,6 +98,13 @@ def export_fit(item: str, namespace: dict, idata_name: str, model_name: str | No
                         formula=str(getattr(model, "formula", "")))
         (folder / f"{item}.meta.json").write_text(json.dumps(meta))
         subset.to_netcdf(folder / f"{item}.nc", engine="h5netcdf")
+        if model is not None:  # what the grader refits (autograder.trusted); its absence is the student's to fix
+            try:
+                (folder / f"{item}.spec.json").write_text(json.dumps(describe(model, _get(namespace, idata_name))))
+                (folder / f"{item}.data.json").write_text(json.dumps(describe_data(model)))
+            except Exception as error:
+                (folder / f"{item}.spec-error.json").write_text(json.dumps(
+                    {"error": f"{model_name} is not a Bambi model the grader can refit ({type(error).__name__}: {error})"}))
 
     _export(item, write)
 

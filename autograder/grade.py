@@ -45,7 +45,8 @@ from . import runner
 from .checks import CHECKS, COMMENT_CELL
 from .export import MARKER
 from .reference import REFERENCE_FILE
-from .runner import Limits, Outcome
+from .feedback_plots import add_feedback_figures
+from .runner import Limits, Outcome, Setup
 
 __all__ = ["COURSE_ID", "grade_class", "record", "student_view", "submissions"]
 
@@ -88,7 +89,7 @@ def _comments(outcome: Outcome) -> dict[str, str]:
         texts.setdefault(COMMENT_CELL[check["check"]], []).append(
             f"{mark} {check['check']} ({check['score']:g}/{check['points']:g}): {check['message']}")
     general = []
-    if outcome.status != "graded":
+    if outcome.reason:
         general.append(f"This submission could not be graded in full: {outcome.reason}.")
     if outcome.errors:
         general.append("Errors raised while running your notebooks: " + "; ".join(outcome.errors) + ".")
@@ -149,7 +150,8 @@ def record(course: Path, assignment: str, outcome: Outcome) -> float:
     if source is not None and source.is_dir() and outcome.status == "graded":
         target.mkdir(parents=True)
         for path in sorted(source.glob("*.ipynb")):
-            nbformat.write(student_view(nbformat.read(path, as_version=4)), target / path.name)
+            nb = add_feedback_figures(student_view(nbformat.read(path, as_version=4)), outcome.checks)
+            nbformat.write(nb, target / path.name)
     return total
 
 
@@ -186,10 +188,13 @@ def _own_feedback(course: Path, assignment: str, outcome: dict, score: float) ->
     folder = course / "feedback" / outcome["student"] / assignment
     folder.mkdir(parents=True, exist_ok=True)
     items = "".join(f"<li>{html.escape(e)}</li>" for e in outcome.get("errors", []))
+    items += "".join(f"<li>{html.escape(c['check'])} ({c['score']:g}/{c['points']:g}): {html.escape(c['message'])}</li>"
+                     for c in outcome.get("checks", []))
     (folder / "feedback.html").write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{assignment}: feedback</title></head><body>"
         f"<h1>{html.escape(assignment)}: {score:g} / {sum(CHECKS.values()):g}</h1>"
-        f"<p>Your submission could not be graded in full: {html.escape(outcome['reason'])}.</p>"
+        + (f"<p>Your submission could not be graded in full: {html.escape(outcome['reason'])}.</p>"
+           if outcome.get("reason") else "") +
         f"{'<ul>' + items + '</ul>' if items else ''}</body></html>\n")
 
 
@@ -197,30 +202,99 @@ def _report(course: Path, assignment: str, states: dict[str, dict]) -> Path:
     path = course / "grading-report.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "score", "max_score", "status", "seconds", "reason", *CHECKS])
+        writer.writerow(["student", "score", "max_score", "status", "sandbox", "seconds", "fits", "reason", "detail",
+                         "feedback", *CHECKS])
         for student, state in sorted(states.items()):
             outcome = state["outcome"]
             scores = {c["check"]: c["score"] for c in outcome["checks"]}
-            writer.writerow([student, f"{state['score']:g}", f"{sum(CHECKS.values()):g}", outcome["status"],
-                             f"{outcome['seconds']:.0f}", outcome["reason"], *[f"{scores.get(c, 0):g}" for c in CHECKS]])
+            fits = "; ".join(f"{f['item']} {'reused' if f['reused'] else 'fitted'} {f['key'][:8]}"
+                             for f in outcome.get("fits", []) if f.get("key"))
+            sandbox = "yes" if outcome.get("sandboxed", True) else "NO: graded with --no-sandbox"
+            score = "" if outcome["status"] == "retry" else f"{state['score']:g}"
+            writer.writerow([student, score, f"{sum(CHECKS.values()):g}", outcome["status"], sandbox,
+                             f"{outcome['seconds']:.0f}", fits, outcome["reason"], outcome.get("detail", ""),
+                             "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
+                             *[f"{scores.get(c, 0):g}" for c in CHECKS]])
     return path
 
 
 def _nbgrader(course: Path, *args: str, log: Path) -> int:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "ab") as out:
-        return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, stdout=out,
-                              stderr=subprocess.STDOUT, timeout=1800).returncode
+        try:
+            return subprocess.run([sys.executable, "-I", "-m", "nbgrader", *args], cwd=course, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=1800).returncode
+        except subprocess.TimeoutExpired:
+            return -1
+
+
+def _feedback(course: Path, assignment: str, states: dict[str, dict], state_dir: Path, log) -> list[str]:
+    """nbgrader's feedback for every graded student; returns the students it failed for.
+
+    All at once first; if that fails, student by student (retried once), so one notebook
+    nbgrader cannot render costs only its own feedback, which then gets the grader's own page."""
+    log_file = state_dir / "nbgrader.log"
+    graded = sorted(s for s, st in states.items() if st["outcome"]["status"] == "graded")
+    failed = []
+    if graded and _nbgrader(course, "generate_feedback", assignment, "--force", log=log_file) != 0:
+        for student in graded:
+            if all(_nbgrader(course, "generate_feedback", assignment, "--force", "--student", student,
+                             log=log_file) != 0 for _ in range(2)):
+                failed.append(student)
+    for student, state in states.items():
+        if state["outcome"]["status"] == "retry":
+            continue  # no grade yet: it is graded again on the next run
+        if state["outcome"]["status"] != "graded" or student in failed:
+            _own_feedback(course, assignment, state["outcome"], state["score"])
+    if failed:
+        log(f"nbgrader could not write the feedback of {', '.join(failed)} (see {log_file}); they got the grader's "
+            "own feedback page, and the next run tries nbgrader's again")
+    return failed
+
+
+def _export(course: Path, state_dir: Path, log) -> None:
+    log_file = state_dir / "nbgrader.log"
+    for _ in range(2):
+        if _nbgrader(course, "export", "--to", str(course / "grades.csv"), log=log_file) == 0:
+            return
+    raise SystemExit(f"nbgrader could not export the grades to {course / 'grades.csv'} (see {log_file}); the "
+                     "grades are recorded in the gradebook: run the grading again to retry the export")
+
+
+def grader_cache() -> Path:
+    """Where trusted fits and canary passes are kept: shared by every class on this machine."""
+    return Path(os.environ.get("AUTOGRADER_CACHE") or Path.home() / ".cache" / "multilevel-adventures" / "grader")
+
+
+def _install_reference(reference: Path, state_dir: Path, code: Path) -> Path:
+    """The reference the checks read: the installed copy's own, or a read-only copy of another."""
+    installed = code / "autograder" / "reference" / "trolley.json"
+    if installed.exists() and installed.read_bytes() == Path(reference).read_bytes():
+        return installed
+    data = Path(reference).read_bytes()
+    target = state_dir / "reference" / f"{hashlib.sha256(data).hexdigest()[:16]}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_bytes() != data:
+        target.unlink(missing_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o444)
+    return target
 
 
 def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | None = None,
                 limits: Limits | None = None, reference: str | os.PathLike = REFERENCE_FILE,
-                regrade: bool = False, work_root: str | os.PathLike | None = None, log=None) -> dict[str, dict]:
+                regrade: bool = False, work_root: str | os.PathLike | None = None, log=None,
+                sandboxed: bool = True, canary: bool = True) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in the course directory ``course``.
 
-    Returns student -> {"score", "outcome"} and leaves ``grades.csv``,
+    Runs the preflight first (:mod:`autograder.preflight`; it raises
+    :class:`~autograder.preflight.PreflightError` and grades no one when the grader's own
+    set-up is broken). Returns student -> {"score", "outcome"} and leaves ``grades.csv``,
     ``grading-report.csv`` and ``feedback/`` in ``course``.
     """
+    from . import install
+    from .preflight import check_data, preflight
+
     course = Path(course).resolve()
     log = log or (lambda message: print(message, flush=True))  # progress shows at once, also through a pipe
     limits = limits or Limits()
@@ -238,6 +312,17 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     template = state_dir / "gradebook-template.db"
     _snapshot(course, template)
 
+    data_dir = check_data()
+    code = install.install(state_dir / "grader")
+    cache = grader_cache()
+    setup = Setup(code=code, reference=_install_reference(Path(reference), state_dir, code), data_dir=data_dir,
+                  trusted_cache=cache / "trusted", sandboxed=sandboxed, limits=limits,
+                  compile_cache=cache / "pytensor-warm")
+    if not sandboxed:
+        log("WARNING: grading WITHOUT the sandbox (--no-sandbox): students' code runs as your user and can reach "
+            "your files; the report says so on every row")
+    preflight(course, assignment, setup, template, state_dir, cache, canary=canary, log=log)
+
     found = submissions(course, assignment)
     states, todo = {}, {}
     for student, folder in found.items():
@@ -245,7 +330,7 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
         state_file = state_dir / f"{student}.json"
         if state_file.exists() and not regrade:
             state = json.loads(state_file.read_text())
-            if state.get("fingerprint") == fingerprint:
+            if state.get("fingerprint") == fingerprint and state["outcome"]["status"] != "retry":
                 states[student] = state
                 continue
         todo[student] = (folder, fingerprint)
@@ -257,7 +342,7 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     runner.STOP = stop
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = {pool.submit(runner.grade_submission, course, assignment, student, folder, work_root / student,
-                               template, Path(reference), limits): (student, fingerprint)
+                               template, setup): (student, fingerprint)
                    for student, (folder, fingerprint) in todo.items()}
         try:
             while pending:
@@ -265,26 +350,31 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
                 for future in done:
                     student, fingerprint = pending.pop(future)
                     outcome = future.result()
-                    score = record(course, assignment, outcome)
+                    if outcome.status == "retry":  # the grader's failure: no score, graded again next run
+                        score = 0.0
+                    else:
+                        score = record(course, assignment, outcome)
                     _write_state(state_dir / f"{student}.json", outcome, fingerprint, score)
                     states[student] = {"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict()}
-                    log(f"[{len(states)}/{len(found)}] {student}: {score:g}/{sum(CHECKS.values()):g} "
-                        f"({outcome.status}, {outcome.seconds:.0f} s){': ' + outcome.reason if outcome.reason else ''}")
+                    shown = "not graded, will be retried" if outcome.status == "retry" else \
+                        f"{score:g}/{sum(CHECKS.values()):g}"
+                    log(f"[{len(states)}/{len(found)}] {student}: {shown} ({outcome.status}, {outcome.seconds:.0f} s)"
+                        f"{': ' + outcome.reason if outcome.reason else ''}"
+                        f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
         except BaseException:
             stop.set()  # kill running submissions; what was recorded stays recorded
             for future in pending:
                 future.cancel()
             raise
 
-    log_file = state_dir / "nbgrader.log"
-    graded = [s for s, st in states.items() if st["outcome"]["status"] == "graded"]
-    if graded:
-        _nbgrader(course, "generate_feedback", assignment, "--force", log=log_file)
-    for student, state in states.items():
-        if state["outcome"]["status"] != "graded":
-            _own_feedback(course, assignment, state["outcome"], state["score"])
-    _nbgrader(course, "export", "--to", str(course / "grades.csv"), log=log_file)
+    failed = _feedback(course, assignment, states, state_dir, log)
+    for student in failed:
+        states[student]["feedback_failed"] = True
+    _export(course, state_dir, log)
     report = _report(course, assignment, states)
-    log(f"graded {len(todo)} in {time.monotonic() - started:.0f} s; grades in {course / 'grades.csv'}, "
-        f"details in {report}, feedback in {course / 'feedback'}")
+    retry = sorted(s for s, st in states.items() if st["outcome"]["status"] == "retry")
+    log(f"graded {len(todo) - len([s for s in retry if s in todo])} in {time.monotonic() - started:.0f} s; grades in "
+        f"{course / 'grades.csv'}, details in {report}, feedback in {course / 'feedback'}"
+        + (f"; NOT graded because of the grader's own failures (run again to retry): {', '.join(retry)}"
+           if retry else ""))
     return states

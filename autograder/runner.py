@@ -1,14 +1,30 @@
-"""Autograde one submission in a folder of its own, within time and memory limits.
+"""Grade one submission: its notebooks run sandboxed, its models refitted, the checks run.
 
-Each submission gets a private copy of the course directory (settings, source and a
-snapshot of the gradebook), its notebooks and nothing else (no files a student put
-beside them), an empty fit cache and payload folder, and a private copy of PyTensor's
-compile cache, so that one submission can neither see nor poison another's. ``nbgrader
-autograde`` runs there as a child process group; the whole group is killed when it runs
-past the time limit or its memory (summed over the processes, the notebook's kernel
-included) passes the memory limit. Then the checks run in a fresh Python process
-(:mod:`autograder.check_submission`), so no student code or data ever runs in the
-process that collects the grades.
+For each submission the grader makes a private folder (``work``) that no student code
+ever sees: a copy of the course settings, the source and a snapshot of the gradebook,
+and the submitted notebooks (only the assignment's, only readable ones). ``nbgrader
+autograde`` runs there, outside any sandbox (it runs no student code itself), but the
+kernel that executes the student's notebooks starts inside a bubblewrap sandbox
+(:mod:`autograder.sandbox`) whose only writable folder is ``work/sandbox``: a copy of the
+notebooks, the payload the hidden test cells write, the fit cache and a private copy of
+PyTensor's compile cache. The kernel talks to nbgrader over Unix sockets in that folder.
+
+Then the model specifications in the payload are refitted by the grader, each in a
+sandbox of its own and at most once per class (:mod:`autograder.trusted`), and the checks
+run in a fresh, isolated Python process (``python -I``) that imports the grader's
+installed read-only copy (:mod:`autograder.install`) and reads only the payload, the
+autograded notebooks and the trusted fits.
+
+Limits: the whole run has a wall time and a memory limit, summed over every process it
+started (nbgrader, the sandboxed kernel and anything that kernel started, daemons too:
+inside the sandbox's PID namespace they stay in the tree), and a disk limit on the
+sandbox's folder. Past a limit the whole tree is killed; and since the sandbox dies with
+its parent, and its PID namespace with its first process, nothing outlives it.
+
+Outcomes: ``graded``; ``timeout``, ``memory``, ``disk`` and ``not-a-notebook`` (the
+student's; a grade with a reason); and ``retry`` when the grading failed for a reason
+that is not the student's (nbgrader or the checks could not run, a trusted fit failed
+to start, the run was stopped): no score is recorded and the next run grades it again.
 """
 
 from __future__ import annotations
@@ -27,87 +43,140 @@ from pathlib import Path
 import nbformat
 import psutil
 
-__all__ = ["Limits", "Outcome", "grade_submission", "first_errors", "STOP"]
+from . import sandbox, trusted
+from .checks import MODEL_ITEMS
+
+__all__ = ["Limits", "Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "STOP"]
 
 #: Set by the class run when it is interrupted: running submissions are killed.
 STOP: threading.Event | None = None
+MAX_SPEC_BYTES = 20_000_000
 
 
 @dataclass
 class Limits:
-    """Per submission: wall time (s) of the whole run, per cell (s), and memory (bytes)."""
+    """Per submission: wall time (s) of the whole run, per cell (s), memory and disk (bytes)."""
 
     submission_seconds: float = 1200
     cell_seconds: int = 600
     memory_bytes: int = 6 * 2**30
     check_seconds: float = 600
+    disk_bytes: int = 4 * 2**30
+
+
+@dataclass
+class Setup:
+    """What a class run prepares once and every submission uses."""
+
+    code: Path  # the grader's installed read-only copy (autograder.install)
+    reference: Path  # the reference posterior inside that copy
+    data_dir: Path | None  # the folder holding the course data (read-only in sandboxes)
+    trusted_cache: Path  # trusted fits, shared by the class
+    sandboxed: bool = True
+    limits: Limits = field(default_factory=Limits)
+    #: The warm PyTensor compile cache each kernel gets a private copy of: the canary's
+    #: (made by the solution notebooks, so only the course's own code wrote it), else the user's.
+    compile_cache: Path | None = None
 
 
 @dataclass
 class Outcome:
     student: str
-    status: str  # graded, timeout, memory, not-a-notebook, error
-    reason: str = ""
+    status: str  # graded, timeout, memory, disk, not-a-notebook, retry
+    reason: str = ""  # for the student: sentences, no paths of the grader's machine
+    detail: str = ""  # for the instructor (the report): what the grader's logs say
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
     checks: list = field(default_factory=list)  # CheckResult dicts
     errors: list = field(default_factory=list)  # first errors raised by the student's cells
+    fits: list = field(default_factory=list)  # the trusted fits used: key, seconds, reused
+    sandboxed: bool = True
     work: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
+    for p in _tree(process):
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _kill_tree(popen: subprocess.Popen) -> None:
+    """Kill the process, every descendant (in any session: kernels start their own) and its group."""
     try:
-        for p in [process, *process.children(recursive=True)]:
+        for p in reversed(_tree(psutil.Process(popen.pid))):
             try:
-                total += p.memory_info().rss
+                p.kill()
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total
-
-
-def _kill_group(popen: subprocess.Popen) -> None:
     try:
         os.killpg(popen.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     popen.wait()
 
 
-def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: float, memory: int) -> tuple[str, float, int]:
-    """Run ``cmd`` in its own process group; returns (status, seconds, peak bytes).
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
-    status is ``"ok"``, ``"failed"`` (non-zero exit), ``"timeout"`` or ``"memory"``.
+
+def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: float, memory: int,
+                disk: tuple[Path, int] | None = None) -> tuple[str, float, int]:
+    """Run ``cmd`` with its whole process tree limited; returns (status, seconds, peak bytes).
+
+    status is ``"ok"``, ``"failed"`` (non-zero exit), ``"timeout"``, ``"memory"``,
+    ``"disk"`` (the folder ``disk[0]`` grew past ``disk[1]`` bytes) or ``"stopped"``.
     """
     start = time.monotonic()
-    peak = 0
+    peak, last_disk = 0, start
     with open(log, "ab") as out:
         popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
         process = psutil.Process(popen.pid)
-        while True:
+        status = None
+        while status is None:
             try:
                 code = popen.wait(timeout=0.25)
+                status = "ok" if code == 0 else "failed"
                 break
             except subprocess.TimeoutExpired:
                 pass
             peak = max(peak, _tree_rss(process))
+            now = time.monotonic()
             if peak > memory:
-                _kill_group(popen)
-                return "memory", time.monotonic() - start, peak
-            if time.monotonic() - start > seconds:
-                _kill_group(popen)
-                return "timeout", time.monotonic() - start, peak
-            if STOP is not None and STOP.is_set():
-                _kill_group(popen)
-                return "stopped", time.monotonic() - start, peak
-        _kill_group(popen)  # a kernel left behind by a crashed nbgrader
-    return ("ok" if code == 0 else "failed"), time.monotonic() - start, peak
+                status = "memory"
+            elif now - start > seconds:
+                status = "timeout"
+            elif STOP is not None and STOP.is_set():
+                status = "stopped"
+            elif disk is not None and now - last_disk > 5:
+                last_disk = now
+                if _folder_bytes(disk[0]) > disk[1]:
+                    status = "disk"
+        _kill_tree(popen)  # also a kernel or daemon left behind by a finished run
+    return status, time.monotonic() - start, peak
 
 
 def first_errors(notebooks: list[Path], limit: int = 3) -> list[str]:
@@ -138,12 +207,12 @@ def _readable(path: Path) -> str:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as error:
-        return f"{path.name} is not a readable Jupyter notebook ({type(error).__name__})"
+        return f"{path.name} is not a readable Jupyter notebook ({type(error).__name__}), so it was not graded"
     return ""
 
 
-def prepare(course: Path, assignment: str, student: str, submission: Path, work: Path, gradebook: Path) -> list[str]:
-    """Build the private course directory; returns problems with the submitted files."""
+def prepare(course: Path, assignment: str, student: str, submission: Path, work: Path, gradebook: Path) -> tuple[list[str], int]:
+    """Build the private course directory; returns (problems with submitted files, notebooks copied)."""
     if work.exists():
         shutil.rmtree(work)
     (work / "source").mkdir(parents=True)
@@ -152,91 +221,188 @@ def prepare(course: Path, assignment: str, student: str, submission: Path, work:
     shutil.copytree(course / "source" / assignment, work / "source" / assignment)
     target = work / "submitted" / student / assignment
     target.mkdir(parents=True)
-    problems = []
+    problems, copied = [], 0
     for source_nb in sorted((course / "source" / assignment).glob("*.ipynb")):
         submitted = submission / source_nb.name
-        if not submitted.exists():
+        if not submitted.exists() or submitted.is_symlink() or not submitted.is_file():
             continue  # nbgrader scores a missing notebook 0
         problem = _readable(submitted)
         if problem:
-            problems.append(problem)
+            problems.append(problem)  # its sibling is still graded
         else:
             shutil.copyfile(submitted, target / source_nb.name)
-    for name in ("timestamp.txt",):
-        if (submission / name).exists():
-            shutil.copyfile(submission / name, target / name)
-    return problems
+            copied += 1
+    stamp = submission / "timestamp.txt"
+    if stamp.is_file() and not stamp.is_symlink():
+        shutil.copyfile(stamp, target / "timestamp.txt")
+    return problems, copied
 
 
-def _environment(work: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOGRADER_", "JPY_"))}
-    compiledir = work / "pytensor"
-    user_cache = Path(os.environ.get("PYTENSOR_COMPILEDIR_BASE", Path.home() / ".pytensor"))
-    if user_cache.is_dir():  # a private copy of a warm cache: fast, and unshared
-        shutil.copytree(user_cache, compiledir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("lock_dir"))
-    flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and not f.startswith("base_compiledir")]
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        COURSE_FIT_CACHE=str(work / "fits"),
-        AUTOGRADER_PAYLOAD_DIR=str(work / "payload"),
-        PYTENSOR_FLAGS=",".join([*flags, f"base_compiledir={compiledir}"]),
-        MPLBACKEND="Agg",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
+def user_compile_cache() -> Path:
+    return Path(os.environ.get("PYTENSOR_COMPILEDIR_BASE", Path.home() / ".pytensor"))
+
+
+def _sandbox_folder(work: Path, notebooks: Path, compile_cache: Path | None) -> Path:
+    """The kernel's folder: the notebooks, an empty payload, fit cache and runtime, and a
+    private copy of a warm PyTensor compile cache (fast, and it cannot poison anyone else's)."""
+    folder = work / "sandbox"
+    (folder / "payload").mkdir(parents=True)
+    (folder / "runtime").mkdir()
+    shutil.copytree(notebooks, folder / "submission")
+    warm = compile_cache if compile_cache is not None and compile_cache.is_dir() else user_compile_cache()
+    if warm.is_dir():
+        shutil.copytree(warm, folder / ".pytensor", dirs_exist_ok=True, ignore=shutil.ignore_patterns("lock_dir"))
+    return folder
+
+
+def _kernel_environment(folder: Path) -> dict:
+    return {"COURSE_FIT_CACHE": str(folder / "fits"), "AUTOGRADER_PAYLOAD_DIR": str(folder / "payload"),
+            "PYTENSOR_FLAGS": f"base_compiledir={folder / '.pytensor'}"}
+
+
+def _nbgrader_environment(work: Path, folder: Path, setup: Setup) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOGRADER_", "JPY_", "JUPYTER_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", MPLBACKEND="Agg",
+               PYTHONDONTWRITEBYTECODE="1", JUPYTER_RUNTIME_DIR=str(folder / "runtime"))
+    if setup.sandboxed:
+        env["JUPYTER_PATH"] = str(work / "jupyter")
+    else:  # the kernel runs as the grader's user: at least give it the private folders
+        flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and not f.startswith("base_compiledir")]
+        kernel = _kernel_environment(folder)
+        kernel["PYTENSOR_FLAGS"] = ",".join([*flags, kernel["PYTENSOR_FLAGS"]])
+        env.update(kernel, PYTHONPATH=str(setup.code))
+        if setup.data_dir:
+            env["COURSE_DATA_DIR"] = str(setup.data_dir)
     return env
 
 
-def grade_submission(course: Path, assignment: str, student: str, submission: Path, work: Path,
-                     gradebook: Path, reference: Path, limits: Limits) -> Outcome:
-    """Autograde one submission in ``work`` and run the checks; never raises."""
-    started = time.monotonic()
-    outcome = Outcome(student, "error", work=str(work))
+def _sandbox_config(work: Path, folder: Path, setup: Setup) -> None:
+    """Point nbgrader's executor at the sandboxed kernel (Unix sockets in the kernel's folder)."""
+    sandbox.kernel_spec(work / "jupyter", folder=folder, code=setup.code, data=setup.data_dir,
+                        env=_kernel_environment(folder))
+    with open(work / "nbgrader_config.py", "a") as fh:
+        fh.write("\n# Added by the grader for this submission: the kernel runs sandboxed.\n"
+                 f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n"
+                 "c.KernelManager.transport = 'ipc'\n"
+                 f"c.KernelManager.ip = {str(folder / 'kernel')!r}\n"
+                 f"c.KernelManager.connection_file = {str(folder / 'runtime' / 'kernel.json')!r}\n")
+
+
+def _read_json(path: Path):
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_SPEC_BYTES:
+        return None
     try:
-        problems = prepare(course, assignment, student, submission, work, gradebook)
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome) -> tuple[dict, str]:
+    """Refit (or reuse) each model specification in the payload; returns the records the
+    checks read and the grader's own error, if any."""
+    records = {}
+    for item in MODEL_ITEMS:
+        spec, data = _read_json(payload / f"{item}.spec.json"), _read_json(payload / f"{item}.data.json")
+        if spec is None:
+            error = _read_json(payload / f"{item}.spec-error.json") or {}
+            records[item] = {"posterior": None, "problem": error.get("error") or
+                             "no model specification was recorded with it: fit it with fit_bambi or Model.fit "
+                             "and keep the names the exercise gives"}
+            continue
+        fitted = trusted.fit(spec, data, setup.trusted_cache, code=setup.code, sandboxed=setup.sandboxed,
+                             memory_bytes=setup.limits.memory_bytes)
+        if fitted.grader_error:
+            return records, f"the trusted fit of {item} failed: {fitted.grader_error}"
+        outcome.fits.append({"item": item, "key": fitted.key, "seconds": round(fitted.seconds, 1),
+                             "reused": fitted.reused, "problem": fitted.problem})
+        records[item] = {"posterior": fitted.posterior, "problem": fitted.problem,
+                         "family": spec.get("family") if isinstance(spec, dict) else None}
+    return records, ""
+
+
+def _retry(outcome: Outcome, detail: str) -> Outcome:
+    outcome.status = "retry"
+    outcome.reason = "the grader could not finish grading it (a failure of the grader, not of the submission)"
+    outcome.detail = detail
+    return outcome
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def grade_submission(course: Path, assignment: str, student: str, submission: Path, work: Path,
+                     gradebook: Path, setup: Setup, keep_compile_cache: Path | None = None) -> Outcome:
+    """Autograde one submission in ``work``, refit its models and run the checks; never raises.
+
+    ``keep_compile_cache``: where to keep the kernel's compile cache after a successful
+    run (the canary's only: what the course's own solution compiled)."""
+    started = time.monotonic()
+    limits = setup.limits
+    outcome = Outcome(student, "retry", work=str(work), sandboxed=setup.sandboxed)
+    try:
+        problems, copied = prepare(course, assignment, student, submission, work, gradebook)
         if problems:
-            outcome.status, outcome.reason = "not-a-notebook", "; ".join(problems)
+            outcome.reason = "; ".join(problems)
+        if not copied:
+            outcome.status = "not-a-notebook"
+            outcome.reason = outcome.reason or "no notebook of the assignment was submitted"
             return outcome
-        env = _environment(work)
+        folder = _sandbox_folder(work, work / "submitted" / student / assignment, setup.compile_cache)
+        if setup.sandboxed:
+            _sandbox_config(work, folder, setup)
+        env = _nbgrader_environment(work, folder, setup)
         log = work / "autograde.log"
-        # -I (isolated): the working folder, where student code can write files, is not on
-        # sys.path, so nothing it plants can stand in for a module the grader imports.
         nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
                     f"--Execute.timeout={limits.cell_seconds}"]
-        status, _, peak = run_limited(nbgrader, cwd=work, env=env, log=log,
-                                      seconds=limits.submission_seconds, memory=limits.memory_bytes)
+        status, _, peak = run_limited(nbgrader, cwd=work, env=env, log=log, seconds=limits.submission_seconds,
+                                      memory=limits.memory_bytes, disk=(folder, limits.disk_bytes))
         outcome.peak_memory_mb = peak / 2**20
         autograded = sorted((work / "autograded" / student / assignment).glob("*.ipynb"))
         outcome.errors = first_errors(autograded)
-        if status == "timeout":
-            outcome.status = "timeout"
-            outcome.reason = f"stopped after {limits.submission_seconds:.0f} s (the time limit for a submission)"
+        limit_reasons = {
+            "timeout": f"stopped after {limits.submission_seconds:.0f} s (the time limit for a submission)",
+            "memory": (f"stopped when it used more than {limits.memory_bytes / 2**30:.1f} GB of memory "
+                       "(the limit for a submission)"),
+            "disk": f"stopped when its files grew past {limits.disk_bytes / 2**30:.1f} GB (the limit for a submission)",
+        }
+        if status in limit_reasons:
+            outcome.status, outcome.reason = status, limit_reasons[status]
             return outcome
-        if status == "memory":
-            outcome.status = "memory"
-            outcome.reason = (f"stopped when it used more than {limits.memory_bytes / 2**30:.1f} GB of memory "
-                              "(the limit for a submission)")
-            return outcome
+        if status == "stopped":
+            return _retry(outcome, "the grading run was stopped")
         if status == "failed" or not autograded:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            outcome.reason = "nbgrader could not autograde it: " + " | ".join(tail)
-            return outcome
-        check_cmd = [sys.executable, "-I", "-m", "autograder.check_submission", str(work), assignment, student,
-                     str(reference)]
-        env_check = {k: v for k, v in env.items() if k != "AUTOGRADER_PAYLOAD_DIR"}
+            return _retry(outcome, f"nbgrader autograde failed ({status}): {_log_tail(log)}")
+        records, error = _trusted_fits(folder / "payload", setup, outcome)
+        if error:
+            return _retry(outcome, error)
+        (work / "trusted.json").write_text(json.dumps(records))
+        check_cmd = [sys.executable, "-I", "-c",
+                     f"import sys; sys.path.insert(0, {str(setup.code)!r}); "
+                     "from autograder.check_submission import main; sys.exit(main(sys.argv[1:]))",
+                     str(work), assignment, student, str(setup.reference), str(folder / "payload"),
+                     str(work / "trusted.json")]
+        env_check = {"PATH": env["PATH"], "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+                     **({"COURSE_DATA_DIR": str(setup.data_dir)} if setup.data_dir else {}),
+                     **{k: os.environ[k] for k in ("HOME", "LANG", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                                   "COURSE_DOWNLOAD_DIR") if k in os.environ}}
         status, _, _ = run_limited(check_cmd, cwd=work, env=env_check, log=work / "check.log",
                                    seconds=limits.check_seconds, memory=limits.memory_bytes)
         result_file = work / "checks.json"
         if status != "ok" or not result_file.exists():
-            tail = (work / "check.log").read_text(errors="replace").strip().splitlines()[-2:]
-            outcome.reason = f"the checks could not run ({status}): " + " | ".join(tail)
-            return outcome
+            return _retry(outcome, f"the checks could not run ({status}): {_log_tail(work / 'check.log')}")
         outcome.checks = json.loads(result_file.read_text())
         outcome.status = "graded"
+        if keep_compile_cache is not None and (folder / ".pytensor").is_dir():
+            shutil.rmtree(keep_compile_cache, ignore_errors=True)
+            shutil.copytree(folder / ".pytensor", keep_compile_cache, ignore=shutil.ignore_patterns("lock_dir"))
         return outcome
-    except Exception as error:  # one bad submission must not stop the class
-        outcome.status, outcome.reason = "error", f"grading failed: {type(error).__name__}: {error}"
-        return outcome
+    except Exception as error:  # one failure of the grader must not stop the class
+        return _retry(outcome, f"grading failed: {type(error).__name__}: {error}")
     finally:
         outcome.seconds = time.monotonic() - started
-        for bulky in ("fits", "pytensor"):  # keep the payload and logs, not the fits and compile cache
+        for bulky in ("sandbox/fits", "sandbox/.pytensor", "sandbox/.cache", "source"):
             shutil.rmtree(work / bulky, ignore_errors=True)

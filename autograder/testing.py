@@ -22,7 +22,8 @@ import nbformat
 
 from .checks import CHECKS
 
-__all__ = ["release_course", "solutions", "write_submission", "correct", "MISTAKES", "VARIANTS", "tampering"]
+__all__ = ["release_course", "solutions", "write_submission", "correct", "MISTAKES", "VARIANTS", "tampering",
+           "hostile", "fabricated", "HOSTILE_MARK"]
 
 NOTEBOOKS = ("1-varying-intercepts.ipynb", "2-predictions.ipynb")
 _SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
@@ -110,7 +111,10 @@ def _varying(formula: str, family: str = "cumulative", data: str = "trolley", id
 
 
 def _same_in_both(code: str) -> dict[str, str]:
-    return {"ex1_m_varying_answer": code, "ex2_refit": code}
+    """m_varying written the same way in both notebooks. m_simple is left out (the mistake is
+    in m_varying; leaving m_simple unfitted keeps a class of these quick to grade)."""
+    return {"ex1_m_simple_answer": "m_simple = m_simple_idata = None  # this submission is about m_varying\n",
+            "ex1_m_varying_answer": code, "ex2_refit": code}
 
 
 _GAUSSIAN = "trolley_numeric = trolley.assign(response=trolley['response'].astype(int))\n" + _varying(
@@ -152,9 +156,13 @@ def crashing(nbs: dict) -> None:
 
 
 def memory_hog(nbs: dict) -> None:
-    """Exercise 1 keeps allocating memory until something stops it."""
-    _insert_after(nbs[NOTEBOOKS[0]], "ex1_m_simple", (
-        "import numpy as np\nhoard = []\nwhile True:\n    hoard.append(np.ones(50_000_000))\n"))
+    """Exercise 1 starts a child process, in a session of its own, that keeps allocating
+    memory until something stops it (the kernel itself stays small)."""
+    _insert_after(nbs[NOTEBOOKS[0]], "ex1_part_a", (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import numpy as np\\nhoard = []\\nwhile True: "
+        "hoard.append(np.ones(50_000_000))'], start_new_session=True)\n"
+        "time.sleep(600)\n"))
 
 
 # What a tampering submission hopes the grader will run instead of its checks: full marks.
@@ -218,8 +226,8 @@ def tampering(reference: dict) -> tuple[dict[str, str], Edit]:
 #: Every other synthetic submission: name -> (answers, edit).
 VARIANTS: dict[str, tuple[dict[str, str], Edit | None]] = {
     **{name: (answers, None) for name, answers in MISTAKES.items()},
-    "crash": ({}, crashing),
-    "endless_loop": ({"ex2_participants_answer": "while True:  # never finishes\n    pass\n"}, None),
+    # A typo that crashes m_simple, and a cell that never finishes: each costs only what it breaks.
+    "crash_and_endless_loop": ({"ex2_participants_answer": "while True:  # never finishes\n    pass\n"}, crashing),
     "memory_hog": ({}, memory_hog),
 }
 
@@ -228,3 +236,131 @@ def not_a_notebook(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     (target / NOTEBOOKS[0]).write_text("I could not get Jupyter to work, so here is my answer as text.\n")
     return target
+
+
+#: Printed by :func:`hostile`'s attempts, and in the command line of the process it leaves behind.
+HOSTILE_MARK = "hostile-attempt"
+
+
+def hostile(targets: dict[str, str], port: int) -> tuple[dict[str, str], Edit]:
+    """A submission that fits nothing and attacks the grading from its first answer cell.
+
+    ``targets`` maps names to absolute paths a student could guess (the checkout's grader
+    and reference, the course's gradebook, solutions, another student's notebooks and
+    state, the feedback folder, the virtual environment); ``port`` is a TCP port on the
+    grader's loopback. It tries to overwrite each target, to read each, to connect to the
+    port, to plant modules where the grader might import them, and to leave a process
+    behind that rewrites the targets later. Each attempt prints one line starting with
+    :data:`HOSTILE_MARK`; whatever it manages to read lands in its own outputs.
+    """
+    code = f"""import glob, json, os, socket, subprocess, sys
+TARGETS = {json.dumps(targets)}
+MARK = {HOSTILE_MARK!r}
+for name, path in TARGETS.items():
+    for found in glob.glob(path) or [path]:
+        try:
+            with open(found, "rb") as fh:
+                print(MARK, "read", name, fh.read()[:2000])
+        except OSError as error:
+            print(MARK, "could not read", name, type(error).__name__)
+        try:
+            with open(found, "ab") as fh:
+                fh.write(b"\\n# rewritten by a student\\n")
+            print(MARK, "WROTE", name)
+        except OSError as error:
+            print(MARK, "could not write", name, type(error).__name__)
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"the answers, please")
+    print(MARK, "CONNECTED")
+except OSError as error:
+    print(MARK, "no network", type(error).__name__)
+for planted in ("autograder/__init__.py", "autograder/checks.py", "sitecustomize.py", "usercustomize.py",
+                "../../../autograder/check_submission.py"):
+    try:
+        os.makedirs(os.path.dirname(planted) or ".", exist_ok=True)
+        with open(planted, "w") as fh:
+            fh.write("CHECKS = {{}}\\nagrees = lambda *a, **k: True\\n")
+        print(MARK, "planted", planted)
+    except OSError as error:
+        print(MARK, "could not plant", planted, type(error).__name__)
+later = ("import time, json\\ntime.sleep(20)\\n"
+         "for p in " + repr(list(TARGETS.values())) + ":\\n"
+         "    try:\\n        open(p, 'a').write('late')\\n    except OSError:\\n        pass\\n")
+subprocess.Popen([sys.executable, "-c", later, MARK], start_new_session=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+print(MARK, "left a process behind")
+"""
+    answers = {
+        "ex1_m_simple_answer": code,
+        "ex1_m_varying_answer": "m_varying = m_varying_idata = None\n",
+        "ex1_loo_answer": "comparison = None\n",
+        "ex2_refit": "m_varying = m_varying_idata = None\n",
+        "ex2_participants_answer": "pred_participants = None\n",
+        "ex2_average_answer": "pred_average = None\n",
+        "ex2_new_answer": "pred_new = None\n",
+    }
+    return answers, None
+
+
+_FABRICATE = '''import arviz as az, json, numpy as np
+from autograder.reference import load_reference
+REF = load_reference()
+rng = np.random.default_rng(SEED)
+
+def made_up(name, with_id):
+    """Normal draws around the public reference's means and sds: no sampling at all."""
+    p = REF["models"][name]["parameters"]
+    draw = lambda key, *shape: p[key]["mean"] + p[key]["sd"] * rng.standard_normal((2, 500, *shape))
+    post = {"threshold": np.sort(np.stack([draw(f"b_Intercept[{k}]") for k in range(1, 7)], axis=-1), axis=-1)}
+    post.update({c: draw(f"b_{c}") for c in ("action", "intention", "contact")})
+    coords, dims = {}, {}
+    if with_id:
+        ids = sorted(trolley["id"].astype(str).unique())
+        post["1|id_sigma"] = np.abs(draw("sd_id__Intercept"))
+        post["1|id"] = rng.standard_normal((2, 500, len(ids))) * post["1|id_sigma"][..., None]
+        coords, dims = {"id__factor_dim": ids}, {"1|id": ["id__factor_dim"]}
+    return az.from_dict(posterior=post, coords=coords, dims=dims)
+'''
+
+
+def fabricated(reference: dict) -> dict[str, str]:
+    """A submission that writes the right models (``bmb.Model``) but fits neither: its
+    posteriors, LOO table and predictions are made up from the public reference."""
+    solved = solutions(EXERCISES / "source" / "trolley")
+    m_simple = solved["ex1_m_simple_answer"].replace("m_simple, m_simple_idata = fit_bambi(\n    \"m_simple\",",
+                                                        "m_simple = bmb.Model(").replace("**SAMPLING,", "")
+    m_varying = solved["ex1_m_varying_answer"].replace("m_varying, m_varying_idata = fit_bambi(\n    \"m_varying\",",
+                                                         "m_varying = bmb.Model(").replace(
+        "low_rank_modified_mass_matrix=True,", "").replace("**SAMPLING,", "")
+    m_simple, m_varying = (re.sub(r"\nbrms_summary\(.*\)\n?", "\n", code) for code in (m_simple, m_varying))
+    ref = reference["models"]
+    table = (f"comparison = pd.DataFrame({{'elpd_loo': [{ref['m_varying']['loo']['elpd_loo']}, "
+             f"{ref['m_simple']['loo']['elpd_loo']}], 'elpd_diff': [0.0, {reference['comparison']['elpd_diff']}], "
+             f"'se_diff': [0.0, {reference['comparison']['se_diff']}]}}, index=['m_varying', 'm_simple'])\n")
+    predictions = '''
+def made_up_predictions(rows, records, key):
+    means = pd.DataFrame(records)
+    frame = rows.merge(means, on=key)
+    frame = frame.loc[frame.index.repeat(1000)].reset_index(drop=True)
+    frame[".chain"] = np.tile(np.repeat([1, 2], 500), len(frame) // 1000)
+    frame[".iteration"] = np.tile(np.arange(1, 501), len(frame) // 500)
+    frame[".draw"] = np.tile(np.arange(1, 1001), len(frame) // 1000)
+    frame[".epred"] = frame["mean"] / frame.groupby([*key, ".draw"])["mean"].transform("sum")  # sums to 1
+    return frame.drop(columns=["mean", "mcse"])
+'''
+    return {
+        "ex1_m_simple_answer": f"{_FABRICATE}\n{m_simple}\nm_simple_idata = made_up('m_simple', False)\n",
+        "ex1_m_varying_answer": f"{m_varying}\nm_varying_idata = made_up('m_varying', True)\n",
+        "ex1_loo_answer": table,
+        "ex2_refit": f"{_FABRICATE}\n{m_varying}\nm_varying_idata = made_up('m_varying', True)\n{predictions}",
+        "ex2_participants_answer": (
+            "records = [r for r in REF['predictions']['participants'] if r['id'] in ('96;434', '96;445', '96;451')]\n"
+            "pred_participants = made_up_predictions(stories.merge(pd.DataFrame({'id': ['96;434', '96;445', '96;451']}),"
+            " how='cross'), records, ['id', 'action', 'intention', 'contact'])\n"),
+        "ex2_average_answer": ("pred_average = made_up_predictions(stories, REF['predictions']['average'], "
+                               "['action', 'intention', 'contact'])\n"),
+        "ex2_new_answer": (
+            "two_new = stories.merge(pd.DataFrame({'id': ['New1', 'New2']}), how='cross')\n"
+            "pred_new = pd.concat([made_up_predictions(stories, REF['predictions']['new']['gaussian'], "
+            "['action', 'intention', 'contact']).assign(id=person) for person in ('New1', 'New2')])\n"),
+    }

@@ -8,10 +8,14 @@ releases the assignment in a temporary course directory, grades the class with
 
 - the wall time of the whole class and each submission's time and peak memory;
 - the false-fail rate: correct submissions that lost any point;
+- the trusted fits: how many were computed and how many reused (a class that wrote the
+  same two models shares two fits, made by the canary);
 - how much of its allowance each compared number used: for every number the checks
-  compare, ``z = (student - reference) / sqrt(mcse_s^2 + mcse_r^2)``. If the MCSEs are
-  right, z is close to standard normal; the share of |z| above Z = 4 estimates the
-  per-number false-fail probability before the floor is added.
+  compare, ``z = (student - reference) / sqrt(mcse_s^2 + mcse_r^2)``, and for the
+  student's draws against the trusted fit of their model (the consistency check, which
+  is now where a correct student's luck matters: the trusted fit is shared). If the
+  MCSEs are right, z is close to standard normal; the share of |z| above Z = 4
+  estimates the per-number false-fail probability before the floor is added.
 """
 
 from __future__ import annotations
@@ -30,21 +34,28 @@ import pandas as pd
 
 from autograder import summaries as S
 from autograder import testing
-from autograder.checks import CHECKS, ITEMS, Z
-from autograder.grade import grade_class
+from autograder.checks import CHECKS, ITEMS, Z, read_trusted
+from autograder.grade import grade_class, grader_cache
 from autograder.payload import read_draws, read_posterior, verify
 from autograder.reference import load_reference, trolley_data
 from autograder.runner import Limits
 
 
-def z_scores(work: Path, reference: dict, data: pd.DataFrame) -> list[tuple[str, float]]:
+def z_scores(work: Path, reference: dict, data: pd.DataFrame, fits: list[dict]) -> list[tuple[str, float]]:
     """(kind, standardised difference) of every compared number of one graded submission."""
     notebooks = sorted((work / "autograded").rglob("*.ipynb"))
-    items = verify(notebooks, work / "payload", ITEMS)
+    items = verify(notebooks, work / "sandbox" / "payload", ITEMS)
+    trusted = {f["item"]: grader_cache() / "trusted" / f"{f['key']}.nc" for f in fits if f.get("key")}
     zs = []
     for name in ("m_simple", "m_varying"):
         post = read_posterior(items[name])
         mine = S.parameter_stats(post)
+        if name in trusted and trusted[name].exists():
+            fitted = S.parameter_stats(read_trusted(str(trusted[name])))
+            for p, t in fitted.items():
+                for what, mcse in (("mean", "mcse_mean"), ("sd", "mcse_sd")):
+                    zs.append((f"{name} {what}s vs the trusted fit",
+                               (mine[p][what] - t[what]) / math.hypot(mine[p][mcse], t[mcse])))
         for p, ref in reference["models"][name]["parameters"].items():
             for what, mcse in (("mean", "mcse_mean"), ("sd", "mcse_sd")):
                 zs.append((f"{name} {what}s", (mine[p][what] - ref[what]) / math.hypot(mine[p][mcse], ref[mcse])))
@@ -93,7 +104,7 @@ def main() -> int:
     rows, labelled = [], []
     for student, state in sorted(states.items()):
         outcome = state["outcome"]
-        pairs = z_scores(course / ".grading" / "trolley" / "work" / student, reference, data)
+        pairs = z_scores(course / ".grading" / "trolley" / "work" / student, reference, data, outcome["fits"])
         labelled += [(student, kind, z) for kind, z in pairs]
         zs = [z for kind, z in pairs if not kind.endswith("difference")]
         rows.append({"student": student, "score": state["score"], "seconds": round(outcome["seconds"]),
@@ -111,6 +122,9 @@ def main() -> int:
     print(f"per submission: median {table['seconds'].median():.0f} s, max {table['seconds'].max():.0f} s; "
           f"peak memory max {table['peak MB'].max():.0f} MB")
     print(f"false fails: {(table['score'] < total).sum()} of {len(table)}")
+    fits = [f for state in states.values() for f in state["outcome"]["fits"] if f.get("key")]
+    print(f"trusted fits: {len({f['key'] for f in fits})} distinct, used {len(fits)} times, "
+          f"{sum(not f['reused'] for f in fits)} computed during the class run (the rest reused: the canary's)")
     print(f"{z.size} compared numbers: sd of z {np.std(all_z):.2f}, |z| > 2: {np.mean(z > 2):.3%}, "
           f"|z| > 3: {np.mean(z > 3):.3%}, |z| > {Z:g}: {np.mean(z > Z):.4%}, max {z.max():.2f}")
     by_kind = frame.groupby("kind")["z"].agg(n="size", mean="mean", sd="std", max_abs=lambda v: v.abs().max())

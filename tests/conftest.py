@@ -50,6 +50,15 @@ def built_book(tmp_path_factory):
     return out / "_build"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def grader_cache(tmp_path_factory):
+    """The grader's trusted fits and canary passes for this test session only (shared by
+    its grading tests), unless AUTOGRADER_CACHE names a folder."""
+    if not os.environ.get("AUTOGRADER_CACHE"):
+        os.environ["AUTOGRADER_CACHE"] = str(tmp_path_factory.mktemp("grader-cache"))
+    return Path(os.environ["AUTOGRADER_CACHE"])
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261126)

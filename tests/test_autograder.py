@@ -176,17 +176,23 @@ def _fit(tmp_path, monkeypatch, capsys, post, name="m_varying"):
     return C.load_fit(item, name)
 
 
+def _model(tmp_path, monkeypatch, capsys, post, trusted=None, name="m_varying"):
+    """A model whose draws are ``post`` and whose trusted refit is ``trusted`` (default: the same draws)."""
+    mine = _fit(tmp_path, monkeypatch, capsys, post, name)
+    return C.Model(name, mine, C._fit_of(post if trusted is None else trusted, None, None, name))
+
+
 def test_the_same_posterior_passes_every_parameter_check(rng, tmp_path, monkeypatch, capsys):
     post = posterior(rng)
     reference = _reference_for(post, ratings(rng))
     other = posterior(np.random.default_rng(99))
-    results = C.check_varying(_fit(tmp_path, monkeypatch, capsys, other), reference)
+    results = C.check_varying(_model(tmp_path, monkeypatch, capsys, other, posterior(np.random.default_rng(7))), reference)
     assert [r.score for r in results] == [r.points for r in results], [r.message for r in results]
 
 
 def test_a_moved_coefficient_is_named(rng, tmp_path, monkeypatch, capsys):
     reference = _reference_for(posterior(rng), ratings(rng))
-    results = C.check_varying(_fit(tmp_path, monkeypatch, capsys, posterior(rng, shift=0.3)), reference)
+    results = C.check_varying(_model(tmp_path, monkeypatch, capsys, posterior(rng, shift=0.3)), reference)
     coefficients = results[1]
     assert coefficients.score == 0 and "the coefficient of action" in coefficients.message
     assert results[0].score == results[0].points  # cutpoints unaffected
@@ -200,7 +206,7 @@ def test_a_moved_coefficient_is_named(rng, tmp_path, monkeypatch, capsys):
 ])
 def test_common_mistakes_get_actionable_messages(rng, tmp_path, monkeypatch, capsys, kwargs, check, words):
     reference = _reference_for(posterior(rng), ratings(rng))
-    results = C.check_varying(_fit(tmp_path, monkeypatch, capsys, posterior(rng, **kwargs)), reference)
+    results = C.check_varying(_model(tmp_path, monkeypatch, capsys, posterior(rng, **kwargs)), reference)
     assert results[check].score == 0 and words in results[check].message, results[check].message
 
 
@@ -208,7 +214,7 @@ def test_tiny_sd_id_asks_about_the_varying_intercept(rng, tmp_path, monkeypatch,
     reference = _reference_for(posterior(rng), ratings(rng))
     small = posterior(rng)
     small["1|id_sigma"] = small["1|id_sigma"] * 0 + 0.02 + 0.001 * rng.standard_normal(small["1|id_sigma"].shape)
-    sd = C.check_varying(_fit(tmp_path, monkeypatch, capsys, small), reference)[2]
+    sd = C.check_varying(_model(tmp_path, monkeypatch, capsys, small), reference)[2]
     assert sd.score == 0 and "your sd(id) is 0.02" in sd.message and "varying intercepts per participant" in sd.message
 
 
@@ -281,10 +287,10 @@ def test_prepare_copies_only_the_assignments_notebooks(tmp_path):
     (submission / "2-predictions.ipynb").write_text("{not json")
     (submission / "autograder").mkdir()
     (submission / "autograder" / "export.py").write_text("print('fake')")
-    problems = prepare(course, "trolley", "s", submission, tmp_path / "work", course / "gradebook.db")
+    problems, n = prepare(course, "trolley", "s", submission, tmp_path / "work", course / "gradebook.db")
     copied = sorted(p.name for p in (tmp_path / "work" / "submitted" / "s" / "trolley").iterdir())
-    assert copied == ["1-varying-intercepts.ipynb"]
-    assert problems == ["2-predictions.ipynb is not a readable Jupyter notebook (NotJSONError)"]
+    assert copied == ["1-varying-intercepts.ipynb"] and n == 1  # the readable sibling is still graded
+    assert problems == ["2-predictions.ipynb is not a readable Jupyter notebook (NotJSONError), so it was not graded"]
 
 
 # ------------------------------------------------------------------ the exercises and the gradebook
@@ -328,10 +334,11 @@ def test_student_version_has_no_solutions_hidden_tests_or_reference(released):
                ("b_action", "b_contact", "sd_id__Intercept")}
     for path in (released / "release" / "trolley").glob("*.ipynb"):
         text = path.read_text()
-        for forbidden in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder", "export_fit", "loo_compare({",
+        for forbidden in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder.export", "export_fit", "loo_compare({",
                           "clusters=\"new\", seed", *numbers):
             assert forbidden not in text, (path.name, forbidden)
         assert "raise NotImplementedError()" in text
+        assert "from autograder.selfcheck import check_my_work" in text  # the one grader import students get
 
 
 def test_record_updates_in_place_with_scores_and_comments(released):
@@ -396,3 +403,19 @@ def test_student_view_keeps_messages_and_hides_hidden_tests():
     assert test_out["text"] == "m_simple: structure OK\n"
     assert error["traceback"] == ["AssertionError: why"]
     assert nb.cells[1].outputs[0]["traceback"] == ["frame 1", "frame 2"]  # the student's own cells keep theirs
+
+
+@needs_data
+def test_check_my_work_prints_the_graders_verdict_for_this_notebook(rng, capsys, monkeypatch):
+    from autograder.selfcheck import check_my_work
+
+    monkeypatch.delenv("AUTOGRADER_PAYLOAD_DIR", raising=False)
+    namespace = {"m_simple_idata": az.InferenceData(posterior=posterior(rng, with_id=False)), "m_simple": None}
+    results = check_my_work(namespace)
+    out = capsys.readouterr().out
+    assert [r.check for r in results] == [c for c in C.CHECKS if c.startswith("ex1")]
+    assert "What the grader would say about 1-varying-intercepts (0 of 10 points)" in out
+    assert "✗ ex1_m_simple (0/2): In m_simple, the posterior mean of cutpoint 1" in out  # made-up draws, far off
+    assert "there is no m_varying_idata in this notebook yet" in out
+    monkeypatch.setenv("AUTOGRADER_PAYLOAD_DIR", "/nowhere")  # while grading: nothing
+    assert check_my_work(namespace) == [] and "does nothing while grading" in capsys.readouterr().out

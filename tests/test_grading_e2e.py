@@ -1,19 +1,29 @@
 """End to end: release the Trolley assignment, grade a class of synthetic submissions.
 
-The class: two correct submissions with different seeds, each common mistake, a crash,
-an endless loop, a memory hog, a file that is not a notebook, and a submission that
-tampers with the grading. Every grade and the key words of every feedback message are
-asserted; then an interrupted run is restarted. About 15 minutes on 2 cores.
+The class: a correct submission (the canary, the solution notebooks, is graded first by
+the preflight), each common mistake, a crash, an endless loop, a memory bomb in a child
+process, a file that is not a notebook, a submission that tampers with the grading, one
+that attacks the grader from inside its kernel (rewriting the grader, the reference, the
+gradebook and another student's files, reading the solutions, opening a connection,
+planting modules, leaving a process behind), and one that fabricates its posteriors and
+predictions from the public reference. Every grade and the key words of every feedback
+message are asserted; then an interrupted run is restarted, and runs with a broken
+set-up are refused before anyone is graded. About 20 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,10 +38,27 @@ from autograder.runner import Limits
 
 from conftest import needs_data
 
+ROOT = Path(__file__).resolve().parent.parent
+
 pytestmark = [pytest.mark.slow, needs_data]
 
 TOTAL = sum(CHECKS.values())
 LIMITS = Limits(submission_seconds=900, cell_seconds=180, memory_bytes=4 * 2**30)
+
+
+def _digests(paths) -> dict:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+def _strays():
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if testing.HOSTILE_MARK in " ".join(p.info["cmdline"] or []):
+                found.append(p.pid)
+        except psutil.Error:
+            pass
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +70,55 @@ def graded(tmp_path_factory):
         return course / "submitted" / student / "trolley"
 
     testing.correct(release, source, target("correct_a"), seed=1)
-    testing.correct(release, source, target("correct_b"), seed=2)
     for name, (answers, edit) in testing.VARIANTS.items():
         testing.write_submission(release, source, target(name), answers=answers, edit=edit)
     answers, edit = testing.tampering(load_reference())
     testing.write_submission(release, source, target("tampering"), answers=answers, edit=edit)
     testing.not_a_notebook(target("not_a_notebook"))
+    testing.write_submission(release, source, target("fabricated"), answers=testing.fabricated(load_reference()))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    connections = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                pass
+
+    threading.Thread(target=listen, daemon=True).start()
+    state = course / ".grading" / "trolley"
+    targets = {
+        "the grader": str(ROOT / "autograder" / "checks.py"),
+        "the reference": str(ROOT / "autograder" / "reference" / "trolley.json"),
+        "the installed grader": str(state / "grader" / "*" / "autograder" / "checks.py"),
+        "the gradebook": str(course / "gradebook.db"),
+        "the solutions": str(source / "1-varying-intercepts.ipynb"),
+        "the checkout's solutions": str(ROOT / "exercises" / "source" / "trolley" / "2-predictions.ipynb"),
+        "another student's notebook": str(target("correct_a") / "1-varying-intercepts.ipynb"),
+        "another student's state": str(state / "correct_a.json"),
+        "another student's payload": str(state / "work" / "correct_a" / "sandbox" / "payload" / "m_simple.nc"),
+        "the feedback": str(course / "feedback" / "correct_a" / "trolley" / "1-varying-intercepts.html"),
+        "the trusted fits": str(Path(os.environ["AUTOGRADER_CACHE"]) / "trusted" / "*.json"),
+        "the environment": str(Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+                               / "site-packages" / "hostile.pth"),
+    }
+    answers, edit = testing.hostile(targets, listener.getsockname()[1])
+    testing.write_submission(release, source, target("hostile"), answers=answers, edit=edit)
+    protected = [ROOT / "autograder" / "checks.py", ROOT / "autograder" / "reference" / "trolley.json",
+                 *(ROOT / "exercises" / "source" / "trolley").glob("*.ipynb"), *source.glob("*.ipynb"),
+                 *target("correct_a").glob("*.ipynb")]
+    before = _digests(protected)
     started = time.monotonic()
     states = grade_class(course, "trolley", workers=2, limits=LIMITS)
-    return course, states, time.monotonic() - started
+    seconds = time.monotonic() - started
+    time.sleep(1)
+    stop.set()
+    return {"course": course, "states": states, "seconds": seconds, "connections": connections,
+            "changed": {p for p, d in _digests(protected).items() if before.get(p) != d}, "strays": _strays(),
+            "targets": targets}
 
 
 def _checks(states, student):
@@ -59,44 +126,44 @@ def _checks(states, student):
 
 
 def test_correct_submissions_get_full_marks(graded):
-    _, states, _ = graded
-    for student in ("correct_a", "correct_b"):
+    states = graded["states"]
+    for student in ("correct_a",):
         assert states[student]["outcome"]["status"] == "graded"
         assert states[student]["score"] == TOTAL, _checks(states, student)
 
 
 def test_correct_submission_is_graded_within_budget(graded):
-    _, states, _ = graded
-    # Two graded at once on two cores: each well under the 5-minute budget.
-    assert max(states[s]["outcome"]["seconds"] for s in ("correct_a", "correct_b")) < 300
+    states = graded["states"]
+    # Two graded at once on two cores: well under the 5-minute budget (the trusted fits shared).
+    assert states["correct_a"]["outcome"]["seconds"] < 300
 
 
 def test_missing_varying_intercept(graded):
-    _, states, _ = graded
+    states = graded["states"]
     checks = _checks(states, "no_varying_intercept")
-    assert states["no_varying_intercept"]["score"] == CHECKS["ex1_m_simple"]
+    assert states["no_varying_intercept"]["score"] == 0  # (its m_simple is left out)
     assert "does it have a varying intercept per participant" in checks["ex1_m_varying_sd"]["message"]
     assert "no sd(id)" in checks["ex1_m_varying_sd"]["message"]
 
 
 def test_gaussian_family(graded):
-    _, states, _ = graded
+    states = graded["states"]
     checks = _checks(states, "gaussian_family")
-    assert states["gaussian_family"]["score"] == CHECKS["ex1_m_simple"]
+    assert states["gaussian_family"]["score"] == 0
     assert "gaussian family" in checks["ex1_m_varying_cutpoints"]["message"]
     assert 'family="cumulative"' in checks["ex1_m_varying_cutpoints"]["message"]
     assert "as a gaussian model predicts" in checks["ex2_average"]["message"]
 
 
 def test_wrong_predictors(graded):
-    _, states, _ = graded
+    states = graded["states"]
     checks = _checks(states, "wrong_predictors")
-    assert states["wrong_predictors"]["score"] == CHECKS["ex1_m_simple"]
+    assert states["wrong_predictors"]["score"] == 0
     assert "has no coefficient for contact" in checks["ex1_m_varying_coefficients"]["message"]
 
 
 def test_sign_flip_linear_scale_and_new_as_average(graded):
-    _, states, _ = graded
+    states = graded["states"]
     checks = _checks(states, "sign_scale_and_average")
     assert states["sign_scale_and_average"]["score"] == TOTAL - CHECKS["ex1_loo"] - CHECKS["ex2_participants"] \
         - CHECKS["ex2_new"]
@@ -105,23 +172,18 @@ def test_sign_flip_linear_scale_and_new_as_average(graded):
     assert "equal the average participant's" in checks["ex2_new"]["message"]
 
 
-def test_crash_costs_only_what_it_breaks(graded):
-    _, states, _ = graded
-    outcome = states["crash"]["outcome"]
-    assert states["crash"]["score"] == TOTAL - CHECKS["ex1_m_simple"] - CHECKS["ex1_loo"]
+def test_crash_and_endless_loop_cost_only_what_they_break(graded):
+    states = graded["states"]
+    student = "crash_and_endless_loop"
+    outcome = states[student]["outcome"]
+    assert states[student]["score"] == TOTAL - CHECKS["ex1_m_simple"] - CHECKS["ex1_loo"] - CHECKS["ex2_participants"]
     assert any("respnse" in e or "PatsyError" in e or "Error" in e for e in outcome["errors"])
-    assert "m_simple_idata" in _checks(states, "crash")["ex1_m_simple"]["message"]
-
-
-def test_endless_loop_is_stopped_and_the_rest_graded(graded):
-    _, states, _ = graded
-    outcome = states["endless_loop"]["outcome"]
-    assert states["endless_loop"]["score"] == TOTAL - CHECKS["ex2_participants"]
+    assert "m_simple_idata" in _checks(states, student)["ex1_m_simple"]["message"]
     assert any("ran past the time limit for a cell" in e for e in outcome["errors"]), outcome["errors"]
 
 
 def test_memory_hog_is_stopped_with_a_reason(graded):
-    _, states, _ = graded
+    states = graded["states"]
     outcome = states["memory_hog"]["outcome"]
     assert outcome["status"] == "memory"
     assert states["memory_hog"]["score"] == 0
@@ -129,14 +191,14 @@ def test_memory_hog_is_stopped_with_a_reason(graded):
 
 
 def test_not_a_notebook(graded):
-    _, states, _ = graded
+    states = graded["states"]
     outcome = states["not_a_notebook"]["outcome"]
     assert outcome["status"] == "not-a-notebook" and states["not_a_notebook"]["score"] == 0
     assert "not a readable Jupyter notebook" in outcome["reason"]
 
 
 def test_tampering_earns_only_what_it_did(graded):
-    _, states, _ = graded
+    states = graded["states"]
     checks = _checks(states, "tampering")
     # Its m_simple is right; its m_varying has no varying intercept; its LOO table is fake.
     assert states["tampering"]["score"] == CHECKS["ex1_m_simple"]
@@ -147,8 +209,72 @@ def test_tampering_earns_only_what_it_did(graded):
         or "changed after its test cell ran" in checks["ex1_m_varying_coefficients"]["message"]
 
 
+def test_hostile_submission_earns_nothing_and_changes_nothing(graded):
+    states, course = graded["states"], graded["course"]
+    assert states["hostile"]["score"] == 0 and states["hostile"]["outcome"]["status"] == "graded"
+    assert graded["changed"] == set()  # the checkout's grader, reference and solutions; the course's; correct_a's
+    assert graded["connections"] == []  # no connection reached the grader's machine
+    assert graded["strays"] == []  # the process it left behind died with its sandbox
+    assert states["correct_a"]["score"] == TOTAL  # graded beside it, its grade did not move
+    outputs = " ".join(c.get("text", "") for path in (course / "autograded" / "hostile" / "trolley").glob("*.ipynb")
+                       for c in _outputs(path))
+    assert testing.HOSTILE_MARK in outputs  # its attempts ran, and each one failed:
+    assert "CONNECTED" not in outputs
+    for name, path in graded["targets"].items():
+        if not path.startswith(tempfile.gettempdir()):  # the checkout, the environment: read-only or absent
+            assert f"could not write {name}" in outputs, name
+        # (This test's course lies under /tmp, where the sandbox has a private, empty /tmp: a
+        # write there creates a file nobody else sees. The real files are checked above.)
+    for name in ("the gradebook", "the solutions", "the checkout's solutions", "another student's notebook",
+                 "another student's state", "another student's payload", "the trusted fits", "the grader"):
+        assert f"could not read {name}" in outputs, name
+    assert not (course / ".grading" / "trolley" / "autograder").exists()  # planted modules stayed in its folder
+    feedback = " ".join(p.read_text() for p in (course / "feedback" / "hostile" / "trolley").glob("*.html"))
+    assert "BEGIN SOLUTION" not in feedback and "fit_bambi(\n" not in feedback
+    # What it planted in its own folder stayed there: the checks ran from the installed copy.
+    assert len(states["hostile"]["outcome"]["checks"]) == len(CHECKS)
+
+
+def test_fabricated_posteriors_and_predictions_earn_nothing(graded):
+    states = graded["states"]
+    checks = _checks(states, "fabricated")
+    assert states["fabricated"]["score"] == 0, checks
+    for check in ("ex1_m_simple", "ex1_m_varying_cutpoints", "ex1_m_varying_sd"):
+        assert "do not come from the model you wrote" in checks[check]["message"], checks[check]["message"]
+    for check in ("ex2_participants", "ex2_average", "ex2_new"):
+        assert "cannot be credited" in checks[check]["message"], checks[check]["message"]
+    # The models it wrote were the right ones: the grader refitted them and shared the fits.
+    fits = {f["item"]: f for f in states["fabricated"]["outcome"]["fits"]}
+    assert fits["m_varying"]["key"] == {f["item"]: f for f in states["correct_a"]["outcome"]["fits"]}["m_varying"]["key"]
+
+
+def test_trusted_fits_are_shared_and_reported(graded):
+    states, course = graded["states"], graded["course"]
+    fits = [f for st in states.values() for f in st["outcome"]["fits"]]
+    keys = {f["key"] for f in fits}
+    assert len(fits) > 2 * len(keys)  # most submissions reuse a fit
+    assert all(f["reused"] for f in states["correct_a"]["outcome"]["fits"])  # the canary fitted the right models
+    with open(course / "grading-report.csv") as fh:
+        report = {r["student"]: r for r in csv.DictReader(fh)}
+    assert report["correct_a"]["sandbox"] == "yes" and "m_varying reused" in report["correct_a"]["fits"]
+
+
+def test_feedback_shows_estimates_beside_the_reference(graded):
+    course = graded["course"]
+    page = (course / "feedback" / "no_varying_intercept" / "trolley" / "1-varying-intercepts.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2  # m_simple and m_varying, as the grader refitted them
+    assert "beside the reference" in page
+
+
+def _outputs(path):
+    import nbformat
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        yield from cell.get("outputs", [])
+
+
 def test_gradebook_exports_and_feedback(graded):
-    course, states, _ = graded
+    course, states = graded["course"], graded["states"]
     with open(course / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(r["student_id"] for r in rows) == sorted(states)
@@ -161,7 +287,7 @@ def test_gradebook_exports_and_feedback(graded):
         assert pages, student
         text = " ".join(p.read_text() for p in pages)
         assert "export_fit" not in text and "BEGIN HIDDEN TESTS" not in text
-        if student != "tampering":  # whose own code prints a fake result line
+        if student not in ("tampering", "hostile"):  # whose own code prints fake lines
             assert "autograder-payload" not in text
     feedback = (course / "feedback" / "sign_scale_and_average" / "trolley" / "1-varying-intercepts.html").read_text()
     assert "sign of your elpd_diff is flipped" in feedback
@@ -171,7 +297,7 @@ def test_gradebook_exports_and_feedback(graded):
 
 
 def test_rerun_skips_graded_and_regrades_changed(graded):
-    course, states, _ = graded
+    course, states = graded["course"], graded["states"]
     before = (course / ".grading" / "trolley" / "correct_a.json").stat().st_mtime
     target = course / "submitted" / "not_a_notebook" / "trolley"
     (target / "1-varying-intercepts.ipynb").write_text("still not a notebook\n")
@@ -214,3 +340,55 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
         except psutil.Error:
             pass
     assert not leftovers
+
+
+def _one_submission(tmp_path):
+    course = testing.release_course(tmp_path / "course")
+    shutil.copytree(course / "release" / "trolley", course / "submitted" / "ann" / "trolley")
+    return course
+
+
+def test_broken_setup_records_no_score(tmp_path, monkeypatch):
+    """No data, or a reference that does not match them: the run stops before anyone is graded."""
+    from autograder.preflight import PreflightError
+
+    course = _one_submission(tmp_path)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("COURSE_DOWNLOAD_DIR", str(tmp_path / "no-download"))
+    with pytest.raises(PreflightError, match="course data could not be loaded"):
+        grade_class(course, "trolley", workers=1, limits=LIMITS)
+    monkeypatch.undo()
+    reference = json.loads((ROOT / "autograder" / "reference" / "trolley.json").read_text())
+    reference["provenance"]["data"]["trolley.csv"] = "f" * 64
+    (tmp_path / "other.json").write_text(json.dumps(reference))
+    with pytest.raises(PreflightError, match="built from other data"):
+        grade_class(course, "trolley", workers=1, limits=LIMITS, reference=tmp_path / "other.json")
+    assert not list((course / ".grading" / "trolley").glob("*.json"))
+    assert not (course / "grades.csv").exists() and not (course / "feedback").exists()
+
+
+def test_a_failure_of_the_grader_is_retried_not_recorded(tmp_path, monkeypatch):
+    """The checks could not run (the grader's fault): no score, no feedback; the next run grades it."""
+    from autograder import runner
+
+    course = _one_submission(tmp_path)
+    real = runner.run_limited
+
+    def checks_fail(cmd, **kwargs):
+        if any("check_submission" in part for part in cmd):
+            return "failed", 0.0, 0
+        return real(cmd, **kwargs)
+
+    monkeypatch.setattr(runner, "run_limited", checks_fail)
+    states = grade_class(course, "trolley", workers=1, limits=LIMITS)
+    outcome = states["ann"]["outcome"]
+    assert outcome["status"] == "retry" and "not of the submission" in outcome["reason"]
+    assert "checks could not run" in outcome["detail"]
+    with open(course / "grades.csv") as fh:
+        assert [r for r in csv.DictReader(fh) if r["student_id"] == "ann"] == []
+    assert not (course / "feedback" / "ann").exists()
+    monkeypatch.setattr(runner, "run_limited", real)
+    again = grade_class(course, "trolley", workers=1, limits=LIMITS)
+    assert again["ann"]["outcome"]["status"] == "graded" and again["ann"]["score"] == 0
+    with open(course / "grades.csv") as fh:
+        assert [r["student_id"] for r in csv.DictReader(fh)] == ["ann"]
