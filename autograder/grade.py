@@ -3,21 +3,27 @@
 For a course directory laid out as nbgrader expects (``exercises/``: ``source/``,
 ``submitted/<student>/<assignment>/``, ``gradebook.db``), :func:`grade_class`
 
-1. autogrades the submissions in parallel, as many at a time as there are cores, each in
-   a private folder with time and memory limits (:mod:`autograder.runner`);
-2. records each result in the gradebook as soon as it arrives: nbgrader's own score
-   for every test cell is kept as its automatic score, the check's score (computed
-   outside the student's kernel, :mod:`autograder.checks`) becomes the cell's score, and
-   the check's message becomes the comment on the student's answer cell;
-3. writes nbgrader's HTML feedback (``feedback/``), nbgrader's ``grades.csv`` and a
-   ``grading-report.csv`` with every check's score, the status and the reason.
+1. installs the grader's read-only copy (:mod:`autograder.install`) and runs the
+   preflight (:mod:`autograder.preflight`: data, reference, the copy, the sandbox, the
+   canary); if it fails, no one is graded;
+2. grades the submissions in parallel, as many at a time as there are cores, each with
+   its notebooks run in a sandbox, its models refitted by the grader and its checks run
+   outside, within time, memory and disk limits (:mod:`autograder.runner`);
+3. records each result in the gradebook as soon as it arrives: nbgrader's own score
+   for every test cell is kept as its automatic score, the check's score becomes the
+   cell's score, and the check's message becomes the comment on the student's answer
+   cell (with a forest plot of each model beside the reference in the feedback);
+4. writes nbgrader's HTML feedback (``feedback/``), nbgrader's ``grades.csv`` and a
+   ``grading-report.csv`` with every check's score, the status, the reason and the
+   trusted fits used.
 
-A submission that is not a notebook, raises, runs past its time or memory limit, or
-tampers with the grading still gets a grade (the credit it earned) and a reason; the run
-goes on. State is kept per student in ``.grading/<assignment>/`` after the gradebook is
-updated, so an interrupted run started again skips the students already graded (unless
-their submission changed) and grades the rest; a student graded twice is updated in
-place, never counted twice.
+A submission that is not a notebook, raises, runs past a limit, or tampers with the
+grading still gets a grade (the credit it earned) and a reason; the run goes on. A
+submission whose grading failed for the grader's own reasons is recorded as ``retry``
+(no score, no feedback) and graded again by the next run. State is kept per student in
+``.grading/<assignment>/`` after the gradebook is updated, so an interrupted run started
+again skips the students already graded (unless their submission changed) and grades
+the rest; a student graded twice is updated in place, never counted twice.
 """
 
 from __future__ import annotations

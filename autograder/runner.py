@@ -180,24 +180,27 @@ def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: flo
 
 
 def first_errors(notebooks: list[Path], limit: int = 3) -> list[str]:
-    """The first errors raised by a student's cells: 'notebook, cell N: Error: message'."""
+    """The first errors raised by a student's cells, ``limit`` per notebook:
+    'notebook, cell N: Error: message'."""
     found = []
     for path in notebooks:
         try:
             nb = nbformat.read(path, as_version=4)
         except Exception:
             continue
+        mine = []
         for number, cell in enumerate(nb.cells, 1):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     name, value = output.get("ename"), str(output.get("evalue", ""))[:200]
                     if name in ("KeyboardInterrupt", "CellTimeoutError"):  # nbgrader stopped it at the time limit
-                        found.append(f"{path.stem}, cell {number}: ran past the time limit for a cell and was stopped")
+                        mine.append(f"{path.stem}, cell {number}: ran past the time limit for a cell and was stopped")
                     else:
-                        found.append(f"{path.stem}, cell {number}: {name}: {value}".rstrip(": "))
+                        mine.append(f"{path.stem}, cell {number}: {name}: {value}".rstrip(": "))
                     break
-            if len(found) >= limit:
-                return found
+            if len(mine) >= limit:
+                break
+        found += mine
     return found
 
 
@@ -276,16 +279,19 @@ def _nbgrader_environment(work: Path, folder: Path, setup: Setup) -> dict:
     return env
 
 
-def _sandbox_config(work: Path, folder: Path, setup: Setup) -> None:
-    """Point nbgrader's executor at the sandboxed kernel (Unix sockets in the kernel's folder)."""
+def _sandbox_config(work: Path, folder: Path, setup: Setup) -> Path:
+    """Point nbgrader's executor at the sandboxed kernel (Unix sockets in the kernel's
+    folder, through a short link); returns the link, for removal."""
+    link = sandbox.socket_link(folder)
     sandbox.kernel_spec(work / "jupyter", folder=folder, code=setup.code, data=setup.data_dir,
-                        env=_kernel_environment(folder))
+                        env=_kernel_environment(folder), link=link)
     with open(work / "nbgrader_config.py", "a") as fh:
         fh.write("\n# Added by the grader for this submission: the kernel runs sandboxed.\n"
                  f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n"
                  "c.KernelManager.transport = 'ipc'\n"
-                 f"c.KernelManager.ip = {str(folder / 'kernel')!r}\n"
+                 f"c.KernelManager.ip = {str(link / 'kernel')!r}\n"
                  f"c.KernelManager.connection_file = {str(folder / 'runtime' / 'kernel.json')!r}\n")
+    return link
 
 
 def _read_json(path: Path):
@@ -343,6 +349,7 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
     started = time.monotonic()
     limits = setup.limits
     outcome = Outcome(student, "retry", work=str(work), sandboxed=setup.sandboxed)
+    link = None
     try:
         problems, copied = prepare(course, assignment, student, submission, work, gradebook)
         if problems:
@@ -353,7 +360,7 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             return outcome
         folder = _sandbox_folder(work, work / "submitted" / student / assignment, setup.compile_cache)
         if setup.sandboxed:
-            _sandbox_config(work, folder, setup)
+            link = _sandbox_config(work, folder, setup)
         env = _nbgrader_environment(work, folder, setup)
         log = work / "autograde.log"
         nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
@@ -403,6 +410,8 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
     except Exception as error:  # one failure of the grader must not stop the class
         return _retry(outcome, f"grading failed: {type(error).__name__}: {error}")
     finally:
+        if link is not None:
+            link.unlink(missing_ok=True)
         outcome.seconds = time.monotonic() - started
         for bulky in ("sandbox/fits", "sandbox/.pytensor", "sandbox/.cache", "source"):
             shutil.rmtree(work / bulky, ignore_errors=True)

@@ -70,15 +70,19 @@ def _python_roots() -> list[Path]:
 
 
 def command(argv: Sequence[str], *, folder: Path, code: Path, data: Path | None = None,
-            env: Mapping[str, str] | None = None, writable: Sequence[Path] = ()) -> list[str]:
+            env: Mapping[str, str] | None = None, writable: Sequence[Path] = (),
+            links: Mapping[Path, Path] | None = None) -> list[str]:
     """The ``bwrap`` command that runs ``argv`` sandboxed, with ``folder`` as its own
     writable place (see the module docs). ``code`` is put first on ``PYTHONPATH``;
     ``env`` adds variables; ``writable`` adds folders shared by trusted runs only (the
-    trusted fits' compile cache), never given to a student's kernel."""
+    trusted fits' compile cache), never given to a student's kernel; ``links`` maps
+    symbolic links to make inside (under ``/tmp``) to their targets."""
     folder, code = Path(folder).resolve(), Path(code).resolve()
     cmd = [bwrap(), "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--disable-userns",
            "--cap-drop", "ALL", "--clearenv", "--proc", "/proc", "--dev", "/dev",
            "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    for link, target in (links or {}).items():
+        cmd += ["--symlink", str(target), str(link)]
     for top in _TOP:
         path = Path("/") / top
         if path.is_symlink():
@@ -108,13 +112,28 @@ def command(argv: Sequence[str], *, folder: Path, code: Path, data: Path | None 
     return [*cmd, "--", *argv]
 
 
-def kernel_spec(target: Path, *, folder: Path, code: Path, data: Path | None, env: Mapping[str, str]) -> Path:
+def socket_link(folder: Path) -> Path:
+    """A short path under the temporary folder that links to ``folder``: Unix socket paths
+    are limited to 107 bytes, and a course directory's can be longer. The link exists on
+    the grader's side (made here) and inside the sandbox (``links`` of :func:`command`)."""
+    import secrets
+    import tempfile
+
+    link = Path(tempfile.gettempdir()) / f"ag-{secrets.token_hex(6)}"
+    link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+    return link
+
+
+def kernel_spec(target: Path, *, folder: Path, code: Path, data: Path | None, env: Mapping[str, str],
+                link: Path | None = None) -> Path:
     """Write a Jupyter kernelspec named :data:`KERNEL_NAME` into ``target/kernels/`` whose
     kernel (the venv's IPython kernel) starts inside the sandbox. The kernel talks to
-    nbgrader over ZeroMQ's ``ipc`` transport (Unix sockets in ``folder``), since the
-    sandbox has no network; interrupts go as messages (a signal would reach bwrap)."""
+    nbgrader over ZeroMQ's ``ipc`` transport (Unix sockets in ``folder``, reached through
+    the short ``link``), since the sandbox has no network; interrupts go as messages (a
+    signal would reach bwrap)."""
     argv = command([sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                   folder=folder, code=code, data=data, env=env)
+                   folder=folder, code=code, data=data, env=env,
+                   links={link: Path(folder).resolve()} if link else None)
     spec_dir = Path(target) / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     (spec_dir / "kernel.json").write_text(json.dumps({

@@ -184,7 +184,7 @@ def tampering(reference: dict) -> tuple[dict[str, str], Edit]:
                     "se_diff": [0.0, reference["comparison"]["se_diff"]]},
     }
     answers = {
-        **MISTAKES["no_varying_intercept"],
+        **{cell: code for cell, code in MISTAKES["no_varying_intercept"].items() if cell != "ex1_m_simple_answer"},
         "ex1_loo_answer": (
             "import json, os\n"
             "import arviz as az\n"
@@ -223,12 +223,23 @@ def tampering(reference: dict) -> tuple[dict[str, str], Edit]:
     return answers, edit
 
 
-#: Every other synthetic submission: name -> (answers, edit).
+#: Answers that fit nothing (quick to grade), for submissions about something else.
+NOTHING = {"ex1_m_simple_answer": "m_simple = m_simple_idata = None\n",
+           "ex1_m_varying_answer": "m_varying = m_varying_idata = None\n", "ex1_loo_answer": "comparison = None\n",
+           "ex2_refit": "m_varying = m_varying_idata = None\n", "ex2_participants_answer": "pred_participants = None\n",
+           "ex2_average_answer": "pred_average = None\n", "ex2_new_answer": "pred_new = None\n"}
+
+#: The synthetic class of the end-to-end test: name -> (answers, edit). Submissions that
+#: fit models cost minutes each, so each of those shows several things at once.
 VARIANTS: dict[str, tuple[dict[str, str], Edit | None]] = {
-    **{name: (answers, None) for name, answers in MISTAKES.items()},
-    # A typo that crashes m_simple, and a cell that never finishes: each costs only what it breaks.
-    "crash_and_endless_loop": ({"ex2_participants_answer": "while True:  # never finishes\n    pass\n"}, crashing),
-    "memory_hog": ({}, memory_hog),
+    "no_varying_intercept": (MISTAKES["no_varying_intercept"], None),
+    # Three slips that the checks each name, and a cell that never finishes (stopped at the
+    # cell's time limit; the rest is graded).
+    "slips_and_endless_loop": ({**MISTAKES["sign_scale_and_average"],
+                                "ex2_average_answer": "while True:  # never finishes\n    pass\n"}, None),
+    # A typo that crashes m_simple: the error is reported, the rest of the notebook runs.
+    "crash": ({k: v for k, v in NOTHING.items() if k != "ex1_m_simple_answer"}, crashing),
+    "memory_hog": (NOTHING, memory_hog),
 }
 
 

@@ -1,14 +1,17 @@
 """End to end: release the Trolley assignment, grade a class of synthetic submissions.
 
 The class: a correct submission (the canary, the solution notebooks, is graded first by
-the preflight), each common mistake, a crash, an endless loop, a memory bomb in a child
-process, a file that is not a notebook, a submission that tampers with the grading, one
+the preflight), the most common mistake (no varying intercept; the feedback for the
+others is tested on synthetic posteriors in test_autograder.py), three slips and an
+endless loop in one submission, a crash, a memory bomb in a child process, a file that
+is not a notebook, a submission that tampers with the grading, one
 that attacks the grader from inside its kernel (rewriting the grader, the reference, the
 gradebook and another student's files, reading the solutions, opening a connection,
 planting modules, leaving a process behind), and one that fabricates its posteriors and
 predictions from the public reference. Every grade and the key words of every feedback
 message are asserted; then an interrupted run is restarted, and runs with a broken
-set-up are refused before anyone is graded. About 20 minutes on 2 cores.
+set-up are refused before anyone is graded, and a failure of the grader is retried.
+About 15 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -146,40 +149,25 @@ def test_missing_varying_intercept(graded):
     assert "no sd(id)" in checks["ex1_m_varying_sd"]["message"]
 
 
-def test_gaussian_family(graded):
+def test_slips_are_named_and_a_stopped_cell_costs_only_its_check(graded):
     states = graded["states"]
-    checks = _checks(states, "gaussian_family")
-    assert states["gaussian_family"]["score"] == 0
-    assert "gaussian family" in checks["ex1_m_varying_cutpoints"]["message"]
-    assert 'family="cumulative"' in checks["ex1_m_varying_cutpoints"]["message"]
-    assert "as a gaussian model predicts" in checks["ex2_average"]["message"]
-
-
-def test_wrong_predictors(graded):
-    states = graded["states"]
-    checks = _checks(states, "wrong_predictors")
-    assert states["wrong_predictors"]["score"] == 0
-    assert "has no coefficient for contact" in checks["ex1_m_varying_coefficients"]["message"]
-
-
-def test_sign_flip_linear_scale_and_new_as_average(graded):
-    states = graded["states"]
-    checks = _checks(states, "sign_scale_and_average")
-    assert states["sign_scale_and_average"]["score"] == TOTAL - CHECKS["ex1_loo"] - CHECKS["ex2_participants"] \
-        - CHECKS["ex2_new"]
+    student = "slips_and_endless_loop"
+    checks = _checks(states, student)
+    assert states[student]["score"] == TOTAL - CHECKS["ex1_loo"] - CHECKS["ex2_participants"] \
+        - CHECKS["ex2_average"] - CHECKS["ex2_new"]
     assert "sign of your elpd_diff is flipped" in checks["ex1_loo"]["message"]
     assert "linear predictor on the logit scale" in checks["ex2_participants"]["message"]
     assert "equal the average participant's" in checks["ex2_new"]["message"]
+    assert any("ran past the time limit for a cell" in e for e in states[student]["outcome"]["errors"])
 
 
-def test_crash_and_endless_loop_cost_only_what_they_break(graded):
+def test_crash_is_reported_and_the_rest_runs(graded):
     states = graded["states"]
-    student = "crash_and_endless_loop"
-    outcome = states[student]["outcome"]
-    assert states[student]["score"] == TOTAL - CHECKS["ex1_m_simple"] - CHECKS["ex1_loo"] - CHECKS["ex2_participants"]
-    assert any("respnse" in e or "PatsyError" in e or "Error" in e for e in outcome["errors"])
-    assert "m_simple_idata" in _checks(states, student)["ex1_m_simple"]["message"]
-    assert any("ran past the time limit for a cell" in e for e in outcome["errors"]), outcome["errors"]
+    outcome = states["crash"]["outcome"]
+    assert states["crash"]["score"] == 0 and outcome["status"] == "graded"
+    assert any("respnse" in e for e in outcome["errors"]), outcome["errors"]
+    assert "m_simple_idata" in _checks(states, "crash")["ex1_m_simple"]["message"]
+    assert any(e.startswith("2-predictions") for e in outcome["errors"])  # the second notebook ran too
 
 
 def test_memory_hog_is_stopped_with_a_reason(graded):
@@ -261,7 +249,7 @@ def test_trusted_fits_are_shared_and_reported(graded):
 
 def test_feedback_shows_estimates_beside_the_reference(graded):
     course = graded["course"]
-    page = (course / "feedback" / "no_varying_intercept" / "trolley" / "1-varying-intercepts.html").read_text()
+    page = (course / "feedback" / "correct_a" / "trolley" / "1-varying-intercepts.html").read_text()
     assert page.count("data:image/png;base64,") >= 2  # m_simple and m_varying, as the grader refitted them
     assert "beside the reference" in page
 
@@ -289,7 +277,7 @@ def test_gradebook_exports_and_feedback(graded):
         assert "export_fit" not in text and "BEGIN HIDDEN TESTS" not in text
         if student not in ("tampering", "hostile"):  # whose own code prints fake lines
             assert "autograder-payload" not in text
-    feedback = (course / "feedback" / "sign_scale_and_average" / "trolley" / "1-varying-intercepts.html").read_text()
+    feedback = (course / "feedback" / "slips_and_endless_loop" / "trolley" / "1-varying-intercepts.html").read_text()
     assert "sign of your elpd_diff is flipped" in feedback
     with open(course / "grading-report.csv") as fh:
         report = {r["student"]: r for r in csv.DictReader(fh)}
