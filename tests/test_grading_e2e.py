@@ -137,8 +137,9 @@ def test_correct_submissions_get_full_marks(graded):
 
 def test_correct_submission_is_graded_within_budget(graded):
     states = graded["states"]
-    # Two graded at once on two cores: well under the 5-minute budget (the trusted fits shared).
-    assert states["correct_a"]["outcome"]["seconds"] < 300
+    # Two graded at once on two cores. Measured 178 to 271 s (README: the sandboxed notebooks
+    # and four PSIS-LOOs cost more than the 126 s before); 7 minutes leaves room for a busy machine.
+    assert states["correct_a"]["outcome"]["seconds"] < 420
 
 
 def test_missing_varying_intercept(graded):
