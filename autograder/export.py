@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .spec import describe, describe_data
 
-__all__ = ["PAYLOAD_ENV", "MARKER", "export_fit", "export_table", "export_draws", "digest"]
+__all__ = ["PAYLOAD_ENV", "MARKER", "export_fit", "export_table", "export_draws", "digest",
+           "parameters_only"]
 
 PAYLOAD_ENV = "AUTOGRADER_PAYLOAD_DIR"
 MARKER = "autograder-payload"
@@ -56,6 +57,13 @@ def _get(namespace: dict, name: str):
     return namespace[name]
 
 
+def parameters_only(posterior):
+    """The posterior's parameters: variables with at most MAX_ELEMENTS_PER_DRAW values per
+    draw (Bambi's per-observation quantities left out)."""
+    draws = max(1, posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1))
+    return posterior[[v for v in posterior.data_vars if posterior[v].size // draws <= MAX_ELEMENTS_PER_DRAW]]
+
+
 def _export(item: str, write) -> None:
     """Run ``write(folder)`` for ``item`` and print its digest line (or say why not)."""
     folder = _folder()
@@ -84,13 +92,10 @@ def export_fit(item: str, namespace: dict, idata_name: str, model_name: str | No
         posterior = getattr(_get(namespace, idata_name), "posterior", None)
         if posterior is None or not hasattr(posterior, "to_netcdf"):
             raise TypeError(f"{idata_name} is not an InferenceData with a posterior (got {type(namespace[idata_name]).__name__})")
-        per_draw = {v: int(posterior[v].size // max(1, posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1)))
-                    for v in posterior.data_vars}
-        keep = [v for v, n in per_draw.items() if n <= MAX_ELEMENTS_PER_DRAW]
-        subset = posterior[keep]
+        subset = parameters_only(posterior)
         if subset.nbytes > MAX_BYTES:
             raise ValueError(f"{idata_name}'s posterior is too large to grade ({subset.nbytes / 1e6:.0f} MB)")
-        meta = {"variables": keep}
+        meta = {"variables": list(subset.data_vars)}
         model = namespace.get(model_name) if model_name else None
         if model is not None:
             family = getattr(getattr(model, "family", None), "name", None)

@@ -36,6 +36,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .export import parameters_only
 from .spec import build_priors, key, read_data, validate
 
 __all__ = ["SETTINGS", "TrustedFit", "fit", "settings", "main"]
@@ -43,7 +44,6 @@ __all__ = ["SETTINGS", "TrustedFit", "fit", "settings", "main"]
 #: The grader's sampler settings for every trusted fit (the exercises' own).
 SETTINGS = {"chains": 2, "tune": 500, "draws": 500, "sampler": "nutpie", "low_rank_modified_mass_matrix": True}
 FIT_SECONDS = 900
-MAX_PER_DRAW = 5_000  # as autograder.export: parameters, not per-observation quantities
 
 _LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -181,10 +181,7 @@ def main(folder: str) -> None:
             priors=build_priors(spec), noncentered=spec["noncentered"], seed=int(name[:8], 16) % (2**31),
             log_likelihood=False, cache=folder_path / "fits", **SETTINGS,
         )
-        posterior = idata.posterior
-        per_draw = {v: posterior[v].size // (posterior.sizes["chain"] * posterior.sizes["draw"]) for v in posterior.data_vars}
-        keep = [v for v, n in per_draw.items() if n <= MAX_PER_DRAW]
-        posterior = posterior[keep]
+        posterior = parameters_only(idata.posterior)
         posterior.attrs = {"trusted_key": name, "seconds": time.monotonic() - started}
         posterior.to_netcdf(folder_path / "posterior.nc", engine="h5netcdf")
         result = {"status": "ok"}
