@@ -1,7 +1,11 @@
 # The course's commands. `make book` and `make test` work on a fresh machine from a
 # clean clone: each creates the virtual environment from requirements.lock first.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Python the course is tested on, named in .python-version (the file pyenv and uv
+# read): python3.13 on PATH (a pyenv shim answers once that file names it), else pyenv's
+# own install of it.
+PYTHON_VERSION := $(strip $(file < .python-version))
+PYTHON ?= $(or $(shell command -v python$(PYTHON_VERSION) 2>/dev/null),$(lastword $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/$(PYTHON_VERSION).*/bin/python))))
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -36,8 +40,8 @@ help:
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
-	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "$(PYTHON) is not Python 3.11"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) is needed (.python-version): install it (e.g. 'pyenv install $(PYTHON_VERSION)' or 'uv python install $(PYTHON_VERSION)') or run make PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(".".join(map(str, sys.version_info[:2])) != "$(PYTHON_VERSION)")' || { echo "$(PYTHON) is not Python $(PYTHON_VERSION) (.python-version)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -231,7 +231,7 @@ def _too_few(fit: Fit, names: list[str], name: str, stats: dict) -> str:
     if slow:
         return (f"in {name}, the sampler mixed poorly: fewer than {MIN_ESS} effective draws for "
                 f"{', '.join(slow)}. Use the settings the exercise gives (noncentered=False, "
-                "low_rank_modified_mass_matrix=True for m_varying).")
+                "adaptation=\"low_rank\" for m_varying).")
     return ""
 
 
@@ -467,9 +467,9 @@ def check_loo(simple: Model, varying: Model, table_item: Item, reference: dict, 
     reported_diff = float(table.loc["m_simple", "elpd_diff"]) - float(table.loc["m_varying", "elpd_diff"])
     if np.sign(reported_diff) != np.sign(own_diff) and abs(own_diff) > 1:
         problems.append(f"The sign of your elpd_diff is flipped: your table says m_simple minus m_varying is "
-                        f"{_fmt(reported_diff)}, but m_simple predicts worse ({_fmt(own_diff)}). In brms's and "
-                        "loo_compare's convention the better model has elpd_diff 0 and the worse a negative one "
-                        "(az.compare reports the positive difference).")
+                        f"{_fmt(reported_diff)}, but m_simple predicts worse ({_fmt(own_diff)}). In the convention "
+                        "of brms's loo_compare (and of az.compare since ArviZ 1.0) the better model has elpd_diff 0 "
+                        "and the worse a negative one.")
     diff = float(trusted["m_simple"][0].pointwise["elpd_loo"].sum() - trusted["m_varying"][0].pointwise["elpd_loo"].sum())
     ref_cmp = reference["comparison"]
     mcse_diff = math.hypot(trusted["m_simple"][1], trusted["m_varying"][1])

@@ -60,6 +60,8 @@ def _get(namespace: dict, name: str):
 def parameters_only(posterior):
     """The posterior's parameters: variables with at most MAX_ELEMENTS_PER_DRAW values per
     draw (Bambi's per-observation quantities left out)."""
+    if hasattr(posterior, "to_dataset") and hasattr(posterior, "children"):  # a DataTree group
+        posterior = posterior.to_dataset()
     draws = max(1, posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1))
     return posterior[[v for v in posterior.data_vars if posterior[v].size // draws <= MAX_ELEMENTS_PER_DRAW]]
 
@@ -91,7 +93,7 @@ def export_fit(item: str, namespace: dict, idata_name: str, model_name: str | No
     def write(folder: Path) -> None:
         posterior = getattr(_get(namespace, idata_name), "posterior", None)
         if posterior is None or not hasattr(posterior, "to_netcdf"):
-            raise TypeError(f"{idata_name} is not an InferenceData with a posterior (got {type(namespace[idata_name]).__name__})")
+            raise TypeError(f"{idata_name} is not a fit (DataTree) with a posterior (got {type(namespace[idata_name]).__name__})")
         subset = parameters_only(posterior)
         if subset.nbytes > MAX_BYTES:
             raise ValueError(f"{idata_name}'s posterior is too large to grade ({subset.nbytes / 1e6:.0f} MB)")

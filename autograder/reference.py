@@ -58,7 +58,7 @@ MODELS = {
             "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
         },
         noncentered=False, chains=4, tune=1000, draws=1000, sampler="nutpie",
-        low_rank_modified_mass_matrix=True,
+        adaptation="low_rank",
     ),
 }
 
@@ -120,7 +120,7 @@ def build(fits: dict | None = None, data: pd.DataFrame | None = None) -> dict:
     """The reference as a JSON-ready dict (see the module docs for what it holds)."""
     data = trolley_data() if data is None else data
     fits = fit_reference(data) if fits is None else fits
-    posteriors = {name: idata.posterior for name, (_, idata) in fits.items()}
+    posteriors = {name: idata.posterior.to_dataset() for name, (_, idata) in fits.items()}
     models = {name: summarise_fit(post, data) for name, post in posteriors.items()}
     simple, varying = models["m_simple"].pop("_loo"), models["m_varying"].pop("_loo")
     diff_i = simple.pointwise["elpd_loo"].to_numpy() - varying.pointwise["elpd_loo"].to_numpy()

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 import arviz as az
+from arviz_stats.base import array_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -187,8 +188,9 @@ def loo_stats(log_lik: np.ndarray, posterior: xr.Dataset) -> tuple[Loo, float]:
         ess_p = az.ess(posterior, method="mean")
         r_eff = float(np.hstack([ess_p[v].values.ravel() for v in ess_p.data_vars]).mean() / n_samples)
     stacked = log_lik.reshape(n_samples, n_obs).T  # (n, S)
-    log_w, pareto_k = az.psislw(-stacked, reff=r_eff)
-    log_w = np.asarray(log_w)
+    # ArviZ's PSIS (arviz_stats takes the log-likelihood itself, not its negative), normalised.
+    log_w, pareto_k = array_stats.psislw(stacked, r_eff=r_eff)
+    log_w = np.asarray(log_w) - logsumexp(log_w, axis=1, keepdims=True)
     elpd_i = logsumexp(log_w + stacked, axis=1)
     lpd_i = logsumexp(stacked, axis=1) - math.log(n_samples)
     var_log = np.empty(n_obs)

@@ -94,7 +94,7 @@ def correct(release: Path, source: Path, target: Path, seed: int) -> Path:
 
 _VARYING_CALL = '''m_varying, m_varying_idata = fit_bambi(
     "m_varying", {formula!r}, {data}, family={family!r},{priors}
-    noncentered=False, low_rank_modified_mass_matrix=True, **SAMPLING,
+    noncentered=False, adaptation="low_rank", **SAMPLING,
 )'''
 _CUMULATIVE_PRIORS = '''
     priors={
@@ -330,7 +330,7 @@ def made_up(name, with_id):
         post["1|id_sigma"] = np.abs(draw("sd_id__Intercept"))
         post["1|id"] = rng.standard_normal((2, 500, len(ids))) * post["1|id_sigma"][..., None]
         coords, dims = {"id__factor_dim": ids}, {"1|id": ["id__factor_dim"]}
-    return az.from_dict(posterior=post, coords=coords, dims=dims)
+    return az.from_dict({"posterior": post}, coords=coords, dims=dims)
 '''
 
 
@@ -342,7 +342,7 @@ def fabricated(reference: dict) -> dict[str, str]:
                                                         "m_simple = bmb.Model(").replace("**SAMPLING,", "")
     m_varying = solved["ex1_m_varying_answer"].replace("m_varying, m_varying_idata = fit_bambi(\n    \"m_varying\",",
                                                          "m_varying = bmb.Model(").replace(
-        "low_rank_modified_mass_matrix=True,", "").replace("**SAMPLING,", "")
+        "adaptation=\"low_rank\",", "").replace("**SAMPLING,", "")
     m_simple, m_varying = (re.sub(r"\nbrms_summary\(.*\)\n?", "\n", code) for code in (m_simple, m_varying))
     ref = reference["models"]
     table = (f"comparison = pd.DataFrame({{'elpd_loo': [{ref['m_varying']['loo']['elpd_loo']}, "

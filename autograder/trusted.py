@@ -6,7 +6,7 @@ model the student wrote, and the student's own draws must agree with it. A trust
 is made from a validated specification (:mod:`autograder.spec`) in a sandbox of its own
 (:mod:`autograder.sandbox`; the specification is the student's input too), with the
 grader's sampler settings (:data:`SETTINGS`, the exercises' own: 2 chains of 500 draws
-after 500 warm-up iterations, nutpie with its low-rank mass matrix) and a seed derived
+after 1000 warm-up iterations, nutpie with its low-rank mass matrix) and a seed derived
 from the specification.
 
 Fits are cached by :func:`autograder.spec.key`: the model and its data, without the
@@ -42,7 +42,7 @@ from .spec import build_priors, key, read_data, validate
 __all__ = ["SETTINGS", "TrustedFit", "fit", "settings", "main"]
 
 #: The grader's sampler settings for every trusted fit (the exercises' own).
-SETTINGS = {"chains": 2, "tune": 500, "draws": 500, "sampler": "nutpie", "low_rank_modified_mass_matrix": True}
+SETTINGS = {"chains": 2, "tune": 1000, "draws": 500, "sampler": "nutpie", "adaptation": "low_rank"}
 FIT_SECONDS = 900
 
 _LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)

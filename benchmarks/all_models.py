@@ -137,7 +137,7 @@ def fit_m3(cache):
             "formula": "pulled_left ~ a + b; a ~ 1 + (1 | actor) + (1 | block); b ~ 0 + treatment",
             "family": "bernoulli", "links": {"mu": "logit"}, "nobs": nobs,
         },
-        chains=4, tune=1000, draws=1000, seed=1, cache=cache, refit=True,
+        chains=4, tune=1000, draws=1000, seed=1, target_accept=0.9, cache=cache, refit=True,
     )
 
 
@@ -168,7 +168,7 @@ def fit_m_varying(cache):  # book/trolley.md
             "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
         },
         noncentered=False, chains=4, tune=1000, draws=1000, seed=71,
-        sampler="nutpie", low_rank_modified_mass_matrix=True, cache=cache, refit=True,
+        sampler="nutpie", adaptation="low_rank", cache=cache, refit=True,
     )[1]
 
 

@@ -28,9 +28,9 @@ VARIANTS = {
     # name: (noncentered, sampler, extra sampler arguments)
     "pymc, non-centred (Bambi's defaults)": (True, "pymc", {}),
     "nutpie, non-centred": (True, "nutpie", {}),
-    "nutpie, non-centred, low-rank mass matrix": (True, "nutpie", {"low_rank_modified_mass_matrix": True}),
+    "nutpie, non-centred, low-rank mass matrix": (True, "nutpie", {"adaptation": "low_rank"}),
     "nutpie, centred": (False, "nutpie", {}),
-    "nutpie, centred, low-rank mass matrix": (False, "nutpie", {"low_rank_modified_mass_matrix": True}),
+    "nutpie, centred, low-rank mass matrix": (False, "nutpie", {"adaptation": "low_rank"}),
 }
 
 

@@ -1,6 +1,6 @@
 """A fit cache in the spirit of brms's ``file=`` argument, keyed on everything that matters.
 
-A fitted model's InferenceData is saved as NetCDF under a name and loaded on the next run
+A fitted model's posterior (an ArviZ DataTree) is saved as NetCDF under a name and loaded on the next run
 instead of sampling again, but only while its *fingerprint* still matches: a hash of
 everything that changes the posterior (model, priors, data, sampler settings, seed, and
 the course's own sampling code, which callers put in the key) and of the library
@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-import arviz as az
 import numpy as np
+import xarray as xr
 
 from .progress import reporting
 
@@ -44,7 +44,8 @@ KEY_ATTR = "course_fit_key"
 CACHE_FORMAT = 1
 
 # Packages whose versions can change a posterior: the sampler stack and its numerics.
-_VERSIONED = ("bambi", "pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "formulae", "nutpie")
+_VERSIONED = ("bambi", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "numpy", "scipy", "pandas",
+              "xarray", "formulae", "nutpie")
 
 
 def library_versions() -> dict[str, str]:
@@ -118,17 +119,12 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return folder
 
 
-def _read(file: Path) -> az.InferenceData:
-    """Read a whole InferenceData into memory and release the file."""
-    idata = az.from_netcdf(file)
-    for group in idata.groups():
-        dataset = getattr(idata, group)
-        dataset.load()
-        dataset.close()
-    return idata
+def _read(file: Path) -> xr.DataTree:
+    """Read a whole fit (an ArviZ DataTree) into memory and release the file."""
+    return xr.load_datatree(file)
 
 
-def _write_atomic(idata: az.InferenceData, file: Path) -> None:
+def _write_atomic(idata: xr.DataTree, file: Path) -> None:
     """Write ``idata`` to a temporary file in the same folder, then rename it into place."""
     handle, tmp_name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
     os.close(handle)
@@ -146,11 +142,11 @@ def _write_atomic(idata: az.InferenceData, file: Path) -> None:
 def cached_idata(
     name: str,
     key: Mapping,
-    sample: Callable[[], az.InferenceData],
+    sample: Callable[[], xr.DataTree],
     *,
     folder: str | os.PathLike | None = None,
     refit: bool = False,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Return the cached fit ``name`` if its fingerprint matches ``key``, else sample anew.
 
     Parameters
@@ -161,7 +157,7 @@ def cached_idata(
         Everything that determines the posterior: model, priors, a data hash, sampler
         settings, seed. Library versions are added here; callers do not pass them.
     sample : callable
-        Runs the sampler and returns an InferenceData; called only on a miss.
+        Runs the sampler and returns a DataTree; called only on a miss.
     folder : path, optional
         The cache folder; default :func:`cache_dir`.
     refit : bool
@@ -169,7 +165,7 @@ def cached_idata(
 
     Returns
     -------
-    InferenceData
+    xarray.DataTree
         With ``posterior.attrs["course_fingerprint"]`` and ``["course_fit_key"]`` set.
     """
     file = cache_dir(folder) / f"{name}.nc"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 from .summary import posterior_summary
 
@@ -18,7 +19,7 @@ class ConvergenceError(AssertionError):
     """A fit failed the course's convergence thresholds."""
 
 
-def check_convergence(idata: az.InferenceData, *, rhat_max: float = 1.01, ess_min: float = 400,
+def check_convergence(idata: xr.DataTree, *, rhat_max: float = 1.01, ess_min: float = 400,
                       name: str = "fit") -> str:
     """Raise :class:`ConvergenceError` unless every parameter has Rhat <= ``rhat_max``,
     bulk and tail ESS >= ``ess_min``, and the sampler reported no divergent transition.
@@ -38,7 +39,7 @@ def check_convergence(idata: az.InferenceData, *, rhat_max: float = 1.01, ess_mi
     low = ess.index[ess < ess_min].tolist()
     if low:
         problems.append(f"ESS below {ess_min:g} for {low[:5]} (lowest {ess.min():.0f})")
-    if "sample_stats" not in idata.groups() or "diverging" not in idata.sample_stats:
+    if "sample_stats" not in idata.children or "diverging" not in idata.sample_stats:
         problems.append("the sampler's statistics are missing, so divergences cannot be checked")
     elif divergent := int(np.asarray(idata.sample_stats["diverging"]).sum()):
         problems.append(f"{divergent} divergent transition(s)")

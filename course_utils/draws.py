@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .names import brms_draws
 
@@ -30,7 +31,7 @@ DRAW_COLUMNS = [".chain", ".iteration", ".draw"]
 _SPEC = re.compile(r"^\s*(?P<name>[^\[\]\s]+)\s*(?:\[(?P<dims>[^\]]*)\])?\s*$")
 
 
-def as_draws_df(idata: az.InferenceData) -> pd.DataFrame:
+def as_draws_df(idata: xr.DataTree) -> pd.DataFrame:
     """All draws wide: one row per draw, one column per scalar parameter (brms names)."""
     columns = brms_draws(idata)
     if not columns:
@@ -100,7 +101,7 @@ def spread_draws(source, *specs: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    source : InferenceData or DataFrame
+    source : DataTree or DataFrame
         A posterior, or the output of :func:`as_draws_df`.
     *specs : str
         Parameter names, with index names in brackets for indexed ones:

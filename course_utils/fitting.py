@@ -36,6 +36,7 @@ import pytensor
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import ancestors
+import xarray as xr
 
 from .cache import cached_idata, to_jsonable
 
@@ -108,7 +109,7 @@ def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mappi
 def _sample_nutpie(
     model: pm.Model, *, draws: int, tune: int, chains: int, seed: int, cores: int | None,
     progressbar: bool, log_likelihood: bool, initial_points: Mapping | None = None, **nutpie_kwargs,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Sample a PyMC model with nutpie (NUTS in Rust, compiled with numba).
 
     ``initial_points`` are given to the sampler, not to the model: a model with initial
@@ -135,7 +136,7 @@ def _sample_nutpie(
     )
     # nutpie also stores the sampler's unconstrained values (sigma_log__, ...): not parameters.
     raw = {model.rvs_to_values[rv].name for rv in model.free_RVs} - {rv.name for rv in model.free_RVs}
-    idata.posterior = idata.posterior.drop_vars(sorted(raw & set(idata.posterior.data_vars)))
+    idata["posterior"] = idata.posterior.to_dataset().drop_vars(sorted(raw & set(idata.posterior.data_vars)))
     if log_likelihood:
         with model:
             pm.compute_log_likelihood(idata, extend_inferencedata=True, progressbar=False)
@@ -151,7 +152,7 @@ def _run_kwargs(chains: int, cores: int | None, progressbar: bool, log_likelihoo
     }
 
 
-def _describe(idata: az.InferenceData, description: Mapping, **run) -> None:
+def _describe(idata: xr.DataTree, description: Mapping, **run) -> None:
     """Store what the summary header prints (refreshed on every call, cached fit or not)."""
     posterior = idata.posterior
     posterior.attrs[SPEC_ATTR] = json.dumps({
@@ -175,9 +176,11 @@ def _brms_links(model: bmb.Model) -> dict[str, str]:
 def _ordered_threshold_prior(family, priors: dict) -> dict:
     """Keep a user's prior on a cumulative model's cutpoints a prior on *ordered* cutpoints.
 
-    In Bambi 0.17 a prior given for ``threshold`` replaces Bambi's own, ordered transform
-    included, so the cutpoints are no longer kept in order and the model fails at its
-    starting point (all cutpoints 0). The ordered transform is added back here; see
+    In Bambi (0.17 to 0.21.0 at least) a prior given for ``threshold`` replaces Bambi's own,
+    ordered transform included, so the cutpoints are no longer kept in order and the model
+    fails at its starting point (all cutpoints 0; nutpie: "All initialization points
+    failed"). No upstream issue existed when this was checked; the report to file is
+    ``upstream/bambi-threshold-prior.md``. The ordered transform is added back here; see
     :func:`_threshold_start` for the starting point. (Bambi's ``sratio`` cutpoints are not
     ordered, and are left alone.)
     """
@@ -208,7 +211,7 @@ def _threshold_start(model: bmb.Model) -> dict:
     return {"threshold": cutpoints + np.arange(len(cutpoints)) * 1e-3}
 
 
-def fit_spec(idata: az.InferenceData) -> dict:
+def fit_spec(idata: xr.DataTree) -> dict:
     """The description :func:`fit_bambi` stored with a fit (formula, family, sizes)."""
     return json.loads(idata.posterior.attrs.get(SPEC_ATTR, "{}"))
 
@@ -234,7 +237,7 @@ def fit_bambi(
     cache: str | os.PathLike | None = None,
     refit: bool = False,
     **sample_kwargs,
-) -> tuple[bmb.Model, az.InferenceData]:
+) -> tuple[bmb.Model, xr.DataTree]:
     """Build a Bambi model and return it with its posterior, fitted or from the cache.
 
     Parameters
@@ -251,7 +254,7 @@ def fit_bambi(
         Required: the same inputs and seed give the same draws.
     sampler : str
         ``"pymc"`` (PyMC's NUTS), ``"nutpie"`` (nutpie on Bambi's PyMC model; extra
-        keyword arguments such as ``low_rank_modified_mass_matrix=True`` go to
+        keyword arguments such as ``adaptation="low_rank"`` go to
         ``nutpie.sample``) or another of Bambi's ``inference_method`` values.
     log_likelihood : bool
         Store the pointwise log-likelihood (needed for LOO).
@@ -266,7 +269,7 @@ def fit_bambi(
 
     Returns
     -------
-    (bambi.Model, arviz.InferenceData)
+    (bambi.Model, xarray.DataTree)
         The built model (for predictions) and its posterior.
     """
     settings = dict(
@@ -280,7 +283,7 @@ def fit_bambi(
     )
     start = _threshold_start(model)
 
-    def sample() -> az.InferenceData:
+    def sample() -> xr.DataTree:
         if sampler == "nutpie":
             model.build()
             extra = dict(sample_kwargs)
@@ -354,11 +357,11 @@ def fit_pymc(
     cache: str | os.PathLike | None = None,
     refit: bool = False,
     **sample_kwargs,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Sample a hand-written PyMC model, or load its cached posterior.
 
     ``sampler`` is ``"pymc"`` (PyMC's NUTS) or ``"nutpie"``; extra keyword arguments go to
-    the sampler (for nutpie e.g. ``low_rank_modified_mass_matrix=True`` or
+    the sampler (for nutpie e.g. ``adaptation="low_rank"`` or
     ``initial_points={...}``) and are part of the cache key.
 
     ``description`` is what the brms-style summary prints in its header: ``formula``,
@@ -380,15 +383,18 @@ def fit_pymc(
         "sample_kwargs": to_jsonable(sample_kwargs),
     }
 
-    def sample() -> az.InferenceData:
+    def sample() -> xr.DataTree:
         if sampler == "nutpie":
             return _sample_nutpie(
                 model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
                 progressbar=progressbar, log_likelihood=log_likelihood, **sample_kwargs,
             )
         with model:
+            # PyMC's own NUTS, named: since PyMC 6, pm.sample picks nutpie by itself when it is
+            # installed and no callback is given, so the draws would depend on whether the
+            # progress callback is there.
             return pm.sample(
-                draws=draws, tune=tune, chains=chains, random_seed=seed,
+                draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler="pymc",
                 **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
             )
 

@@ -15,8 +15,10 @@ Formulas (loo package; n observations, S draws):
 - ``elpd_diff`` is each model's elpd_loo minus the best's, and
   ``se_diff = sqrt(n * var(elpd_i - elpd_best_i))``.
 
-``var`` divides by n - 1, as R's does; ArviZ divides by n, so its standard errors are
-smaller by a factor ``sqrt((n - 1) / n)`` (0.998 for 225 observations).
+``var`` divides by n - 1, as R's does. ArviZ 1.x does the same for ``se`` of elpd_loo,
+but its ``az.compare`` still divides by n for ``dse``, which is so smaller than ``se_diff``
+by a factor ``sqrt((n - 1) / n)`` (0.998 for 225 observations). Since ArviZ 1.0,
+``az.compare`` gives ``elpd_diff`` brms's sign (negative for the worse model).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
+import xarray as xr
 
 __all__ = ["Loo", "loo", "loo_compare", "pareto_k_threshold"]
 
@@ -107,12 +110,12 @@ class Loo:
         )
 
 
-def loo(idata: az.InferenceData, var_name: str | None = None) -> Loo:
+def loo(idata: xr.DataTree, var_name: str | None = None) -> Loo:
     """PSIS-LOO for a fit with a stored log-likelihood (``fit_bambi`` stores it).
 
     ``var_name`` picks the observed variable when the model has several.
     """
-    if "log_likelihood" not in idata.groups():
+    if "log_likelihood" not in idata.children:
         raise ValueError(
             "this fit has no log_likelihood group; refit with log_likelihood=True "
             "(fit_bambi's default) to compute LOO"
@@ -131,7 +134,7 @@ def loo(idata: az.InferenceData, var_name: str | None = None) -> Loo:
     stacked = log_lik.stack(__sample__=("chain", "draw")).transpose(*obs_dims, "__sample__")
     n_draws = stacked.sizes["__sample__"]
     lpd = logsumexp(stacked.to_numpy(), axis=-1) - math.log(n_draws)
-    elpd = np.asarray(result.loo_i).reshape(-1)
+    elpd = np.asarray(result.elpd_i).reshape(-1)
     pointwise = pd.DataFrame({
         "elpd_loo": elpd,
         "p_loo": lpd.reshape(-1) - elpd,
@@ -140,10 +143,10 @@ def loo(idata: az.InferenceData, var_name: str | None = None) -> Loo:
     return Loo(pointwise=pointwise, n_draws=n_draws)
 
 
-def loo_compare(fits: Mapping[str, "az.InferenceData | Loo"]) -> pd.DataFrame:
+def loo_compare(fits: Mapping[str, "xr.DataTree | Loo"]) -> pd.DataFrame:
     """Rank fits by expected log predictive density, best first, with brms's columns.
 
-    ``fits`` maps a model name to its InferenceData or its :class:`Loo`. All must be fitted
+    ``fits`` maps a model name to its fit (DataTree) or its :class:`Loo`. All must be fitted
     to the same observations, in the same order.
     """
     if len(fits) < 2:

@@ -128,7 +128,7 @@ def parse_brms_name(name: str) -> dict:
 _ORDER = {"b": 0, "sd": 1, "cor": 2, "dpar": 3, "r": 4}
 
 
-def brms_draws(idata: az.InferenceData | xr.Dataset) -> dict[str, np.ndarray]:
+def brms_draws(idata: xr.DataTree | xr.Dataset) -> dict[str, np.ndarray]:
     """Every scalar parameter of a posterior as ``{brms name: array (chain, draw)}``.
 
     In brms's order (``b_``, ``sd_``, ``cor_``, other parameters such as ``sigma``, then
@@ -137,7 +137,7 @@ def brms_draws(idata: az.InferenceData | xr.Dataset) -> dict[str, np.ndarray]:
     one value per observation are left out; any other variable with more than one
     dimension is an error, not silently dropped.
     """
-    posterior = idata.posterior if isinstance(idata, az.InferenceData) else idata
+    posterior = idata.posterior.to_dataset() if isinstance(idata, xr.DataTree) else idata
     bambi = posterior.attrs.get("modeling_interface") == "bambi"
     columns: dict[str, np.ndarray] = {}
     for var, values in posterior.data_vars.items():

@@ -81,7 +81,7 @@ class LinearModel:
 
     Attributes
     ----------
-    idata : InferenceData
+    idata : xarray.DataTree
         The posterior.
     fixed : callable
         ``fixed(posterior, newdata)`` returns the population-level part of the linear
@@ -96,7 +96,7 @@ class LinearModel:
         usual one (identity for gaussian, logit otherwise).
     """
 
-    idata: az.InferenceData
+    idata: xr.DataTree
     fixed: Callable[[xr.Dataset, pd.DataFrame], np.ndarray]
     varying: Mapping[str, VaryingIntercept] = field(default_factory=dict)
     family: str = "gaussian"
@@ -113,7 +113,7 @@ class LinearModel:
             raise ValueError("a cumulative model needs the name of its thresholds variable")
 
 
-def from_bambi(model, idata: az.InferenceData) -> LinearModel:
+def from_bambi(model, idata: xr.DataTree) -> LinearModel:
     """Describe a fitted Bambi model with varying intercepts as a :class:`LinearModel`.
 
     The population-level part is Bambi's own: its design matrix for the new data times
@@ -208,7 +208,7 @@ def linear_predictor(
         raise ValueError(f"clusters must be one of {CLUSTERS}, not {clusters!r}")
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, not {new_levels!r}")
-    posterior = fit.idata.posterior
+    posterior = fit.idata.posterior.to_dataset()
     newdata = newdata.reset_index(drop=True)
     eta = fit.fixed(posterior, newdata)
     if clusters == "average":
@@ -276,7 +276,7 @@ def epred_draws(
 
     Parameters
     ----------
-    fit : LinearModel or (bambi.Model, InferenceData)
+    fit : LinearModel or (bambi.Model, DataTree)
         A fitted model; ``fit_bambi``'s return value can be passed as it is.
     newdata : DataFrame
         Predictor values, and cluster columns unless ``clusters="average"``.
@@ -306,12 +306,12 @@ def linpred_draws(
 
 def _subset_draws(fit: LinearModel, n: int, seed) -> LinearModel:
     """The same model with ``n`` posterior draws picked at random (as one chain)."""
-    posterior = fit.idata.posterior.stack(__sample__=("chain", "draw"))
+    posterior = fit.idata.posterior.to_dataset().stack(__sample__=("chain", "draw"))
     picked = np.sort(np.random.default_rng(seed).choice(posterior.sizes["__sample__"], size=n, replace=False))
     subset = posterior.isel(__sample__=picked).drop_vars(["__sample__", "chain", "draw"])
     subset = subset.rename({"__sample__": "draw"}).expand_dims(chain=[0]).assign_coords(draw=np.arange(n))
     subset = subset.transpose("chain", "draw", ...)
-    return LinearModel(idata=az.InferenceData(posterior=subset), fixed=fit.fixed, varying=fit.varying,
+    return LinearModel(idata=xr.DataTree.from_dict({"posterior": subset}), fixed=fit.fixed, varying=fit.varying,
                        family=fit.family, thresholds=fit.thresholds, link=fit.link)
 
 

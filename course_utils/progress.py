@@ -192,9 +192,11 @@ def _nutpie_sample(original: Callable, progress: FitProgress) -> Callable:
         cls = type(compiled_model)
         make_sampler = cls._make_sampler
 
-        def with_progress(self, settings, init_mean, cores, progress_type, store):
+        # nutpie's own progress type replaced by a callback; the arguments after it (the
+        # trace store, and in nutpie 0.16.11 an extra callback and its rate) are passed on.
+        def with_progress(self, settings, init_mean, cores, progress_type, *rest):
             progress_type = _lib.ProgressType.template_callback(500, NUTPIE_TEMPLATE, cores, progress.show_status)
-            return make_sampler(self, settings, init_mean, cores, progress_type, store)
+            return make_sampler(self, settings, init_mean, cores, progress_type, *rest)
 
         cls._make_sampler = with_progress
         try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .fitting import fit_spec
 from .names import brms_draws, parameter_class, parse_brms_name
@@ -54,7 +55,7 @@ def _statistics(columns: dict[str, np.ndarray], prob: float = 0.95, mcse: bool =
     return table
 
 
-def posterior_summary(idata: az.InferenceData, prob: float = 0.95, mcse: bool = False) -> pd.DataFrame:
+def posterior_summary(idata: xr.DataTree, prob: float = 0.95, mcse: bool = False) -> pd.DataFrame:
     """Every parameter (brms names, varying effects included) with the summary columns.
 
     Like brms's ``posterior_summary()`` with Rhat and ESS added; ``mcse=True`` adds the
@@ -142,7 +143,7 @@ def _label(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def brms_summary(idata: az.InferenceData, prob: float = 0.95) -> BrmsSummary:
+def brms_summary(idata: xr.DataTree, prob: float = 0.95) -> BrmsSummary:
     """Summarise a fit as brms's ``summary()`` does.
 
     Works on any posterior whose parameters :mod:`course_utils.names` can name: Bambi fits
@@ -165,7 +166,7 @@ def brms_summary(idata: az.InferenceData, prob: float = 0.95) -> BrmsSummary:
     table["label"] = [lab for lab, _ in labels]
     table["group"] = [grp for _, grp in labels]
 
-    posterior = idata.posterior
+    posterior = idata.posterior.to_dataset()
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     spec = fit_spec(idata)
     header = []

@@ -78,7 +78,7 @@ def bambi_like_idata(rng, n_chain=4, n_draw=500, levels=("a", "b", "c"), spec=Tr
         "sigma": np.abs(rng.normal(0.5, 0.05, (n_chain, n_draw))),
     }
     idata = az.from_dict(
-        posterior=posterior,
+        {"posterior": posterior},
         coords={"g__factor_dim": list(levels)},
         dims={"1|g_offset": ["g__factor_dim"], "1|g": ["g__factor_dim"]},
     )

@@ -101,7 +101,7 @@ def test_loo_stats_equals_course_loo_and_reports_mcse(rng):
     post, data = posterior(rng), ratings(rng)
     ll = S.cumulative_log_lik(post, data)
     result, mcse = S.loo_stats(ll, post)
-    idata = az.InferenceData(posterior=post, log_likelihood=xr.Dataset({"response": (("chain", "draw", "obs"), ll)}))
+    idata = xr.DataTree.from_dict({"posterior": post, "log_likelihood": xr.Dataset({"response": (("chain", "draw", "obs"), ll)})})
     assert result.elpd_loo == pytest.approx(loo(idata).elpd_loo, rel=1e-9)
     assert 0 < mcse < 1
 
@@ -169,7 +169,7 @@ def _reference_for(post, data):
 
 def _fit(tmp_path, monkeypatch, capsys, post, name="m_varying"):
     monkeypatch.setenv("AUTOGRADER_PAYLOAD_DIR", str(tmp_path / "payload"))
-    export_fit(name, {"idata": az.InferenceData(posterior=post)}, "idata")
+    export_fit(name, {"idata": xr.DataTree.from_dict({"posterior": post})}, "idata")
     line = capsys.readouterr().out
     cell = C.ITEMS[name]
     item = verify(_notebook(tmp_path, [_cell(cell, line)]), tmp_path / "payload", {name: cell})[name]
@@ -410,7 +410,7 @@ def test_check_my_work_prints_the_graders_verdict_for_this_notebook(rng, capsys,
     from autograder.selfcheck import check_my_work
 
     monkeypatch.delenv("AUTOGRADER_PAYLOAD_DIR", raising=False)
-    namespace = {"m_simple_idata": az.InferenceData(posterior=posterior(rng, with_id=False)), "m_simple": None}
+    namespace = {"m_simple_idata": xr.DataTree.from_dict({"posterior": posterior(rng, with_id=False)}), "m_simple": None}
     results = check_my_work(namespace)
     out = capsys.readouterr().out
     assert [r.check for r in results] == [c for c in C.CHECKS if c.startswith("ex1")]

@@ -9,6 +9,7 @@ import arviz as az
 import bambi as bmb
 import numpy as np
 import pytest
+import xarray as xr
 
 from course_utils import cache
 
@@ -23,7 +24,7 @@ class CountingSampler:
     def __call__(self):
         self.calls += 1
         rng = np.random.default_rng(self.seed + self.calls)
-        return az.from_dict(posterior={"mu": rng.normal(size=(2, 50))})
+        return az.from_dict({"posterior": {"mu": rng.normal(size=(2, 50))}})
 
 
 KEY = {"formula": "y ~ 1", "priors": {"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5)}, "seed": 1}
@@ -96,7 +97,7 @@ def test_killed_write_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
             stream.write(b"\x89HDF\r\n\x1a\n half a file")
         raise KeyboardInterrupt("build killed")
 
-    monkeypatch.setattr(az.InferenceData, "to_netcdf", crash_midway)
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", crash_midway)
     with pytest.raises(KeyboardInterrupt):
         cache.cached_idata("m", {**KEY, "seed": 2}, sampler, folder=tmp_path)
     monkeypatch.undo()

@@ -12,7 +12,7 @@ from course_utils.diagnostics import ConvergenceError, check_convergence
 def with_divergences(idata, count):
     diverging = np.zeros((idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]), dtype=bool)
     diverging.flat[:count] = True
-    idata.add_groups(sample_stats=xr.Dataset({"diverging": (("chain", "draw"), diverging)}))
+    idata["sample_stats"] = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
     return idata
 
 

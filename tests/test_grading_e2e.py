@@ -46,7 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, needs_data]
 
 TOTAL = sum(CHECKS.values())
-LIMITS = Limits(submission_seconds=900, cell_seconds=180, memory_bytes=4 * 2**30)
+# The exercise's m_varying fit (2 chains x (1000 + 500)) samples in about 100 s alone on two
+# cores, about twice that with a second submission beside it; a cell may take 6 minutes.
+LIMITS = Limits(submission_seconds=1200, cell_seconds=360, memory_bytes=4 * 2**30)
 
 
 def _digests(paths) -> dict:
@@ -137,9 +139,9 @@ def test_correct_submissions_get_full_marks(graded):
 
 def test_correct_submission_is_graded_within_budget(graded):
     states = graded["states"]
-    # Two graded at once on two cores. Measured 178 to 271 s (README: the sandboxed notebooks
-    # and four PSIS-LOOs cost more than the 126 s before); 7 minutes leaves room for a busy machine.
-    assert states["correct_a"]["outcome"]["seconds"] < 420
+    # Two graded at once on two cores. Measured 379 s (178 to 271 s with nutpie 0.16.8 and 500
+    # warm-up iterations); 10 minutes leaves room for a busy machine.
+    assert states["correct_a"]["outcome"]["seconds"] < 600
 
 
 def test_missing_varying_intercept(graded):

@@ -70,11 +70,10 @@ def test_brms_draws_flattens_and_drops_offsets(toy_idata):
 
 def test_factor_valued_varying_slopes_keep_every_level(rng):
     # Bambi's (treatment | actor) with treatment levels 2 and 3 beside the reference.
-    idata = az.from_dict(
-        posterior={
+    idata = az.from_dict({"posterior": {
             "treatment|actor_sigma": rng.normal(size=(2, 10, 2)),
             "treatment|actor": rng.normal(size=(2, 10, 3, 2)),
-        },
+        }},
         coords={"treatment__expr_dim": ["2", "3"], "actor__factor_dim": [1, 2, 3]},
         dims={"treatment|actor_sigma": ["treatment__expr_dim"],
               "treatment|actor": ["actor__factor_dim", "treatment__expr_dim"]},
@@ -87,7 +86,7 @@ def test_factor_valued_varying_slopes_keep_every_level(rng):
 
 
 def test_unknown_multidimensional_variables_are_an_error(rng):
-    idata = az.from_dict(posterior={"weird": rng.normal(size=(2, 10, 3, 2))})
+    idata = az.from_dict({"posterior": {"weird": rng.normal(size=(2, 10, 3, 2))}})
     with pytest.raises(ValueError, match="weird has dimensions"):
         brms_draws(idata)
 

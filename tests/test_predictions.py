@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import arviz as az
+import xarray as xr
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +26,7 @@ def synthetic(family="bernoulli", n_draw=20_000, sd=2.0, seed=0):
         "sd_g__Intercept": np.full((1, n_draw), sd),
         "cut": np.broadcast_to([-1.0, 0.0, 2.0], (1, n_draw, 3)).copy(),
     }
-    idata = az.from_dict(posterior=posterior, coords={"g": ["a", "b", "c"], "k": [1, 2, 3]},
+    idata = az.from_dict({"posterior": posterior}, coords={"g": ["a", "b", "c"], "k": [1, 2, 3]},
                          dims={"r_g": ["g"], "cut": ["k"]})
 
     def fixed(post, newdata):
@@ -137,10 +138,10 @@ def test_bambi_new_groups_use_the_group_sd(tiny_fit):
 
 def prior_as_posterior(model, draws=40):
     """Stand-in posterior for a Bambi model, from its prior: no sampling, seconds to make."""
-    prior = model.prior_predictive(draws=draws, random_seed=2).prior
+    prior = model.prior_predictive(draws=draws, random_seed=2).prior.to_dataset()
     keep = [v for v in prior.data_vars if "__obs__" not in prior[v].dims]
     posterior = prior[keep].drop_vars([c for c in prior.coords if c == "__obs__"], errors="ignore")
-    idata = az.InferenceData(posterior=posterior)
+    idata = xr.DataTree.from_dict({"posterior": posterior})
     idata.posterior.attrs["modeling_interface"] = "bambi"
     return idata
 
@@ -194,7 +195,7 @@ def test_probit_link_is_applied():
 
 def test_float_and_integer_levels_are_the_same_cluster():
     model = synthetic(n_draw=50)
-    model.idata.posterior = model.idata.posterior.assign_coords(g=[1, 2, 3])
+    model.idata["posterior"] = model.idata.posterior.to_dataset().assign_coords(g=[1, 2, 3])
     as_float = linear_predictor(model, pd.DataFrame({"x": [0.0], "g": [2.0]}), clusters="new", seed=1)
     as_text = linear_predictor(model, pd.DataFrame({"x": [0.0], "g": ["2"]}), clusters="sample")
     np.testing.assert_array_equal(as_float, as_text)
@@ -205,7 +206,7 @@ def test_float_and_integer_levels_are_the_same_cluster():
 def test_gaussian_new_effects_scale_with_each_draws_sd():
     model = synthetic(n_draw=20_000)
     sd = np.random.default_rng(4).uniform(0.5, 3.0, (1, 20_000))
-    model.idata.posterior["sd_g__Intercept"] = (("chain", "draw"), sd)
+    model.idata.posterior["sd_g__Intercept"] = xr.DataArray(sd, dims=("chain", "draw"))
     eta = linear_predictor(model, ROWS.iloc[2:], clusters="new", seed=2)
     z = (eta[0, :, 0] - 0.5) / sd[0]
     assert z.std() == pytest.approx(1.0, abs=0.03)
@@ -240,7 +241,7 @@ def test_predicted_draws_keep_each_draws_parameters_together():
 
     n_draw = 400
     shift = np.arange(n_draw, dtype=float)[None, :] / 10
-    idata = az.from_dict(posterior={"b": shift, "cut": shift[..., None] + np.array([-0.5, 0.5])},
+    idata = az.from_dict({"posterior": {"b": shift, "cut": shift[..., None] + np.array([-0.5, 0.5])}},
                          coords={"k": [1, 2]}, dims={"cut": ["k"]})
     model = LinearModel(idata=idata, fixed=lambda post, nd: np.repeat(post["b"].to_numpy()[..., None], len(nd), -1),
                         family="cumulative", thresholds="cut")
