@@ -16,7 +16,7 @@ Formulas (loo package; n observations, S draws):
   ``se_diff = sqrt(n * var(elpd_i - elpd_best_i))``.
 
 ``var`` divides by n - 1, as R's does. ArviZ 1.x does the same for ``se`` of elpd_loo,
-but its ``az.compare`` still divides by n for ``dse``, which is so smaller than ``se_diff``
+but its ``az.compare`` still divides by n for ``dse``, so ``dse`` is smaller than ``se_diff``
 by a factor ``sqrt((n - 1) / n)`` (0.998 for 225 observations). Since ArviZ 1.0,
 ``az.compare`` gives ``elpd_diff`` brms's sign (negative for the worse model).
 """
