@@ -19,7 +19,7 @@ endif
 COURSE_FIT_CACHE ?= $(CURDIR)/.cache/fits
 export COURSE_FIT_CACHE
 
-.PHONY: help venv data book test test-fast bench-trolley bench-models parity clean clean-fits lock release grade reference bench-grading browser-tools apt-install
+.PHONY: help venv data book test test-fast bench-trolley bench-models parity clean clean-fits lock release grade reference bench-grading bench-cluster browser-tools apt-install
 
 help:
 	@echo "make book       build the book (HTML in _build/html)"
@@ -34,6 +34,7 @@ help:
 	@echo "make grade      grade every submission in exercises/submitted/ (grades.csv, feedback/)"
 	@echo "make reference  rebuild the exercises' reference posterior (autograder/reference/trolley.json)"
 	@echo "make bench-grading  grade a class of 20 correct submissions and report times (about 25 min)"
+	@echo "make bench-cluster  grade a mixed class on Dask and on threads, and model a larger class's cost (about 30 min)"
 	@echo "make clean      remove the built book;  make clean-fits  remove cached fits"
 	@echo "make lock       re-resolve requirements.lock from pyproject.toml"
 
@@ -122,6 +123,9 @@ reference: data
 
 bench-grading: data $(BWRAP)
 	$(BIN)/python benchmarks/grading_class.py
+
+bench-cluster: data $(BWRAP)
+	$(BIN)/python benchmarks/grading_cluster.py
 
 clean:
 	rm -rf _build

@@ -8,7 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
+from .cluster import ENV_ADDRESS
+from .runner import Limits
+
 COURSE = Path(__file__).resolve().parent.parent / "exercises"
+DEFAULT = Limits()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     grade = sub.add_parser("grade", help="grade every submission of an assignment")
     grade.add_argument("assignment", nargs="?", default="trolley")
     grade.add_argument("--course", type=Path, default=COURSE, help="nbgrader course directory (default: exercises/)")
-    grade.add_argument("--workers", type=int, default=os.cpu_count(), help="submissions graded at once (default: cores)")
-    grade.add_argument("--timeout", type=float, default=1200, help="seconds per submission (default 1200)")
-    grade.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (default 600)")
-    grade.add_argument("--memory-gb", type=float, default=6, help="memory per submission in GB (default 6)")
+    grade.add_argument("--scheduler", default=os.environ.get(ENV_ADDRESS),
+                       help=f"address of a running Dask scheduler, e.g. tcp://host:8786 (default: ${ENV_ADDRESS}, "
+                            "else a local cluster)")
+    grade.add_argument("--workers", type=int, default=os.cpu_count(),
+                       help="local cluster only: submissions graded at once (default: cores)")
+    grade.add_argument("--timeout", type=float, default=DEFAULT.submission_seconds,
+                       help=f"seconds per submission (default {DEFAULT.submission_seconds:g})")
+    grade.add_argument("--cell-timeout", type=int, default=DEFAULT.cell_seconds,
+                       help=f"seconds per cell (default {DEFAULT.cell_seconds})")
+    grade.add_argument("--memory-gb", type=float, default=DEFAULT.memory_bytes / 2**30,
+                       help=f"memory per submission in GB (default {DEFAULT.memory_bytes / 2**30:g})")
     grade.add_argument("--regrade", action="store_true", help="grade again submissions already graded")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' notebooks without the bubblewrap sandbox (unsafe; the report says so)")
@@ -40,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from .grade import grade_class
-    from .runner import Limits
 
     # Ctrl-C, or SIGTERM from a scheduler, stops the run cleanly (running submissions are
     # killed, recorded grades kept), even where the shell started us with SIGINT ignored.
@@ -50,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(submission_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_bytes=int(args.memory_gb * 2**30))
     grade_class(args.course, args.assignment, workers=args.workers, limits=limits, regrade=args.regrade,
-                sandboxed=not args.no_sandbox)
+                sandboxed=not args.no_sandbox, scheduler=args.scheduler)
     return 0
 
 

@@ -3,32 +3,36 @@
 For a course directory laid out as nbgrader expects (``exercises/``: ``source/``,
 ``submitted/<student>/<assignment>/``, ``gradebook.db``), :func:`grade_class`
 
-1. installs the grader's read-only copy (:mod:`autograder.install`) and runs the
-   preflight (:mod:`autograder.preflight`: data, reference, the copy, the sandbox, the
-   canary); if it fails, no one is graded;
-2. grades the submissions in parallel, as many at a time as there are cores, each with
-   its notebooks run in a sandbox, its models refitted by the grader and its checks run
-   outside, within time, memory and disk limits (:mod:`autograder.runner`);
-3. records each result in the gradebook as soon as it arrives: nbgrader's own score
-   for every test cell is kept as its automatic score, the check's score becomes the
-   cell's score, and the check's message becomes the comment on the student's answer
-   cell (with a forest plot of each model beside the reference in the feedback);
-4. writes nbgrader's HTML feedback (``feedback/``), nbgrader's ``grades.csv`` and a
-   ``grading-report.csv`` with every check's score, the status, the reason and the
-   trusted fits used.
+1. runs the preflight (:mod:`autograder.preflight`: data and reference here; the
+   grader's read-only copy, the sandbox and the canary on a worker); if it fails, no
+   one is graded;
+2. grades the submissions on Dask (:mod:`autograder.cluster`): a LocalCluster with one
+   worker per core by default, or any Dask cluster by address. Each submission is a
+   task: its notebooks run in a sandbox, its models are refitted by the grader (once
+   per distinct model for the whole cluster) and its checks run outside, within time,
+   memory and disk limits (:mod:`autograder.runner`);
+3. records each result in the gradebook as soon as it comes back: nbgrader's own
+   score for every test cell is kept as its automatic score, the check's score becomes
+   the cell's score, and the check's message becomes the comment on the student's
+   answer cell (with a forest plot of each model beside the reference in the feedback);
+4. writes nbgrader's HTML feedback (``feedback/``), nbgrader's ``grades.csv``, the
+   Canvas and Moodle import files (:mod:`autograder.lms`) and the class report
+   (:mod:`autograder.class_report`: ``class-report.html`` and ``grading-report.csv``).
 
 A submission that is not a notebook, raises, runs past a limit, or tampers with the
 grading still gets a grade (the credit it earned) and a reason; the run goes on. A
-submission whose grading failed for the grader's own reasons is recorded as ``retry``
-(no score, no feedback) and graded again by the next run. State is kept per student in
-``.grading/<assignment>/`` after the gradebook is updated, so an interrupted run started
-again skips the students already graded (unless their submission changed) and grades
-the rest; a student graded twice is updated in place, never counted twice.
+submission whose grading failed for the grader's own reasons (including a Dask worker
+that died with it more than Dask retries) is recorded as ``retry`` (no score, no
+feedback) and graded again by the next run. State is kept per student in
+``.grading/<assignment>/``, on the instructor's machine, after the gradebook is updated
+from a result that came back, so an interrupted run started again skips the students
+already graded (unless their submission changed) and grades the rest; a student graded
+twice is updated in place, never counted twice.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import hashlib
 import html
 import json
@@ -37,24 +41,24 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from . import runner
 from .checks import CHECKS, COMMENT_CELL
+from .class_report import CSV_NAME, write_class_report
 from .export import MARKER
-from .reference import REFERENCE_FILE
 from .feedback_plots import add_feedback_figures
-from .runner import Limits, Outcome, Setup
+from .lms import write_lms_files
+from .preflight import PreflightError
+from .reference import REFERENCE_FILE
+from .runner import Limits, Outcome
 
-__all__ = ["COURSE_ID", "grade_class", "record", "student_view", "submissions"]
+__all__ = ["COURSE_ID", "auto_scores", "grade_class", "grader_cache", "record", "student_view", "submissions"]
 
 COURSE_ID = "multilevel-adventures"  # as in exercises/nbgrader_config.py
 
@@ -77,6 +81,16 @@ def _fingerprint(folder: Path) -> str:
     h = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(str(file.relative_to(folder)).encode() + b"\0" + file.read_bytes())
+    return h.hexdigest()
+
+
+def _notebooks_digest(folder: Path, names: list[str]) -> str:
+    """SHA-256 of the submitted notebooks alone (the report's "identical notebooks")."""
+    h = hashlib.sha256()
+    for name in names:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            h.update(name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -105,7 +119,7 @@ def _comments(outcome: Outcome) -> dict[str, str]:
     return {cell: "\n\n".join(lines) for cell, lines in texts.items()}
 
 
-def _auto_scores(work: Path, assignment: str, student: str) -> dict[tuple[str, str], float]:
+def auto_scores(work: Path, assignment: str, student: str) -> dict[tuple[str, str], float]:
     """nbgrader's own automatic scores from the private gradebook, by (notebook, cell)."""
     db = work / "gradebook.db"
     if not db.exists():
@@ -122,11 +136,14 @@ def _auto_scores(work: Path, assignment: str, student: str) -> dict[tuple[str, s
     return scores
 
 
-def record(course: Path, assignment: str, outcome: Outcome) -> float:
-    """Write one outcome into the course gradebook and autograded folder; returns the score."""
+def record(course: Path, assignment: str, outcome: Outcome, notebooks: dict[str, str] | None = None,
+           auto: dict[tuple[str, str], float] | None = None) -> float:
+    """Write one outcome into the course gradebook and autograded folder; returns the score.
+
+    ``notebooks``: the autograded notebooks (name -> JSON text) and ``auto``: nbgrader's
+    automatic scores, as they came back from the worker (:class:`autograder.cluster.Graded`)."""
     student = outcome.student
-    work = Path(outcome.work) if outcome.work else None
-    auto = _auto_scores(work, assignment, student) if work else {}
+    auto = auto or {}
     checks = {c["check"]: c for c in outcome.checks}
     comments = _comments(outcome)
     total = 0.0
@@ -152,12 +169,13 @@ def record(course: Path, assignment: str, outcome: Outcome) -> float:
     target = course / "autograded" / student / assignment
     if target.exists():
         shutil.rmtree(target)
-    source = work / "autograded" / student / assignment if work else None
-    if source is not None and source.is_dir() and outcome.status == "graded":
+    if notebooks and outcome.status == "graded":
         target.mkdir(parents=True)
-        for path in sorted(source.glob("*.ipynb")):
-            nb = add_feedback_figures(student_view(nbformat.read(path, as_version=4)), outcome.checks)
-            nbformat.write(nb, target / path.name)
+        for name, text in sorted(notebooks.items()):
+            if Path(name).name != name or not name.endswith(".ipynb"):
+                continue  # names come from the worker's folder listing; never a path
+            nb = add_feedback_figures(student_view(nbformat.reads(text, as_version=4)), outcome.checks)
+            nbformat.write(nb, target / name)
     return total
 
 
@@ -183,10 +201,10 @@ def student_view(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def _write_state(state: Path, outcome: Outcome, fingerprint: str, score: float) -> None:
-    tmp = state.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict()}, indent=1))
-    tmp.replace(state)
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(path)
 
 
 def _own_feedback(course: Path, assignment: str, outcome: dict, score: float) -> None:
@@ -202,26 +220,6 @@ def _own_feedback(course: Path, assignment: str, outcome: dict, score: float) ->
         + (f"<p>Your submission could not be graded in full: {html.escape(outcome['reason'])}.</p>"
            if outcome.get("reason") else "") +
         f"{'<ul>' + items + '</ul>' if items else ''}</body></html>\n")
-
-
-def _report(course: Path, assignment: str, states: dict[str, dict]) -> Path:
-    path = course / "grading-report.csv"
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["student", "score", "max_score", "status", "sandbox", "seconds", "fits", "reason", "detail",
-                         "feedback", *CHECKS])
-        for student, state in sorted(states.items()):
-            outcome = state["outcome"]
-            scores = {c["check"]: c["score"] for c in outcome["checks"]}
-            fits = "; ".join(f"{f['item']} {'reused' if f['reused'] else 'fitted'} {f['key'][:8]}"
-                             for f in outcome.get("fits", []) if f.get("key"))
-            sandbox = "yes" if outcome.get("sandboxed", True) else "NO: graded with --no-sandbox"
-            score = "" if outcome["status"] == "retry" else f"{state['score']:g}"
-            writer.writerow([student, score, f"{sum(CHECKS.values()):g}", outcome["status"], sandbox,
-                             f"{outcome['seconds']:.0f}", fits, outcome["reason"], outcome.get("detail", ""),
-                             "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
-                             *[f"{scores.get(c, 0):g}" for c in CHECKS]])
-    return path
 
 
 def _nbgrader(course: Path, *args: str, log: Path) -> int:
@@ -272,39 +270,27 @@ def grader_cache() -> Path:
     return Path(os.environ.get("AUTOGRADER_CACHE") or Path.home() / ".cache" / "multilevel-adventures" / "grader")
 
 
-def _install_reference(reference: Path, state_dir: Path, code: Path) -> Path:
-    """The reference the checks read: the installed copy's own, or a read-only copy of another."""
-    installed = code / "autograder" / "reference" / "trolley.json"
-    if installed.exists() and installed.read_bytes() == Path(reference).read_bytes():
-        return installed
-    data = Path(reference).read_bytes()
-    target = state_dir / "reference" / f"{hashlib.sha256(data).hexdigest()[:16]}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists() or target.read_bytes() != data:
-        target.unlink(missing_ok=True)
-        target.write_bytes(data)
-        target.chmod(0o444)
-    return target
-
-
 def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | None = None,
                 limits: Limits | None = None, reference: str | os.PathLike = REFERENCE_FILE,
-                regrade: bool = False, work_root: str | os.PathLike | None = None, log=None,
-                sandboxed: bool = True, canary: bool = True) -> dict[str, dict]:
+                regrade: bool = False, log=None, sandboxed: bool = True, canary: bool = True,
+                scheduler: str | None = None, processes: bool = True, client=None) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in the course directory ``course``.
 
-    Runs the preflight first (:mod:`autograder.preflight`; it raises
-    :class:`~autograder.preflight.PreflightError` and grades no one when the grader's own
-    set-up is broken). Returns student -> {"score", "outcome"} and leaves ``grades.csv``,
-    ``grading-report.csv`` and ``feedback/`` in ``course``.
+    The work runs on Dask (:mod:`autograder.cluster`): ``client`` if given, else the
+    cluster at ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``), else a new LocalCluster
+    of ``workers`` workers (default: one per core; threads of this process if
+    ``processes=False``). Runs the preflight first (:mod:`autograder.preflight`; it
+    raises :class:`~autograder.preflight.PreflightError` and grades no one when the
+    grader's own set-up is broken). Returns student -> {"score", "outcome"} and leaves
+    ``grades.csv``, the LMS files, ``grading-report.csv``, ``class-report.html`` and
+    ``feedback/`` in ``course``.
     """
-    from . import install
-    from .preflight import check_data, preflight
+    from . import cluster
+    from .preflight import check_data, check_reference
 
     course = Path(course).resolve()
     log = log or (lambda message: print(message, flush=True))  # progress shows at once, also through a pipe
     limits = limits or Limits()
-    workers = workers or os.cpu_count() or 1
     with Gradebook(_db_url(course), course_id=COURSE_ID) as gb:
         try:
             gb.find_assignment(assignment)
@@ -313,21 +299,14 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
                              f"('make release', i.e. nbgrader generate_assignment {assignment})") from None
     state_dir = course / ".grading" / assignment
     state_dir.mkdir(parents=True, exist_ok=True)
-    work_root = Path(work_root) if work_root else state_dir / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
     template = state_dir / "gradebook-template.db"
     _snapshot(course, template)
-
-    data_dir = check_data()
-    code = install.install(state_dir / "grader")
-    cache = grader_cache()
-    setup = Setup(code=code, reference=_install_reference(Path(reference), state_dir, code), data_dir=data_dir,
-                  trusted_cache=cache / "trusted", sandboxed=sandboxed, limits=limits,
-                  compile_cache=cache / "pytensor-warm")
+    check_data()  # here first: a missing data folder is the instructor's to fix, before any cluster starts
+    check_reference(Path(reference))
     if not sandboxed:
         log("WARNING: grading WITHOUT the sandbox (--no-sandbox): students' code runs as your user and can reach "
             "your files; the report says so on every row")
-    preflight(course, assignment, setup, template, state_dir, cache, canary=canary, log=log)
+    bundle = cluster.make_bundle(course, assignment, template, Path(reference), limits, sandboxed, state_dir)
 
     found = submissions(course, assignment)
     states, todo = {}, {}
@@ -340,47 +319,83 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
                 states[student] = state
                 continue
         todo[student] = (folder, fingerprint)
-    log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, "
-        f"grading {len(todo)} with {workers} at a time")
 
     started = time.monotonic()
-    stop = threading.Event()
-    runner.STOP = stop
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(runner.grade_submission, course, assignment, student, folder, work_root / student,
-                               template, setup): (student, fingerprint)
-                   for student, (folder, fingerprint) in todo.items()}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    student, fingerprint = pending.pop(future)
-                    outcome = future.result()
-                    if outcome.status == "retry":  # the grader's failure: no score, graded again next run
-                        score = 0.0
-                    else:
-                        score = record(course, assignment, outcome)
-                    _write_state(state_dir / f"{student}.json", outcome, fingerprint, score)
-                    states[student] = {"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict()}
-                    shown = "not graded, will be retried" if outcome.status == "retry" else \
-                        f"{score:g}/{sum(CHECKS.values()):g}"
-                    log(f"[{len(states)}/{len(found)}] {student}: {shown} ({outcome.status}, {outcome.seconds:.0f} s)"
-                        f"{': ' + outcome.reason if outcome.reason else ''}"
-                        f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
-        except BaseException:
-            stop.set()  # kill running submissions; what was recorded stays recorded
-            for future in pending:
-                future.cancel()
-            raise
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(cluster.open_client(scheduler, workers, processes=processes, log=log))
+        shared = client.scatter(bundle, broadcast=True, hash=False)
+        problem, lines = client.submit(cluster.preflight_task, shared, canary, pure=False).result()
+        for line in lines:
+            log(line)
+        if problem:
+            raise PreflightError(problem)
+        log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, grading {len(todo)} on "
+            f"{len(client.scheduler_info()['workers'])} Dask workers")
+        names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
+        _grade_on(client, shared, bundle, todo, names, states, len(found), course, assignment, state_dir, log)
 
     failed = _feedback(course, assignment, states, state_dir, log)
     for student in failed:
         states[student]["feedback_failed"] = True
     _export(course, state_dir, log)
-    report = _report(course, assignment, states)
+    page = write_class_report(course, assignment, states)
+    report = course / CSV_NAME
+    lms = write_lms_files(course, assignment, states)
     retry = sorted(s for s, st in states.items() if st["outcome"]["status"] == "retry")
     log(f"graded {len(todo) - len([s for s in retry if s in todo])} in {time.monotonic() - started:.0f} s; grades in "
-        f"{course / 'grades.csv'}, details in {report}, feedback in {course / 'feedback'}"
+        f"{course / 'grades.csv'} (and for {', '.join(p.name for p in lms)}), details in {report}, the class report "
+        f"in {page}, feedback in {course / 'feedback'}"
         + (f"; NOT graded because of the grader's own failures (run again to retry): {', '.join(retry)}"
            if retry else ""))
     return states
+
+
+def _grade_on(client, shared, bundle, todo: dict, names: list[str], states: dict, total: int, course: Path,
+              assignment: str, state_dir: Path, log) -> None:
+    """Submit one task per submission and record each result as it comes back."""
+    from distributed import Event, as_completed
+
+    from . import cluster
+
+    pending = {}
+    for student, (folder, fingerprint) in todo.items():
+        future = client.submit(cluster.grade_task, shared, student, cluster.submission_files(folder, names),
+                               pure=False, key=f"grade-{student}-{fingerprint[:12]}-{bundle.stop_event[-8:]}")
+        pending[future] = (student, fingerprint, _notebooks_digest(folder, names))
+    try:
+        for future in as_completed(list(pending)):
+            student, fingerprint, notebooks = pending.pop(future)
+            try:
+                graded = future.result()
+            except Exception as error:  # the grader's or the cluster's failure (e.g. KilledWorker): retried later
+                graded = cluster.Graded(Outcome(student, "retry", sandboxed=bundle.sandboxed,
+                                                reason="the grader could not finish grading it (a failure of the "
+                                                       "grader, not of the submission)",
+                                                detail=f"the Dask task failed: {type(error).__name__}: {error}"))
+            outcome = graded.outcome
+            outcome.work = ""  # a folder on the worker's machine, meaningless here
+            if outcome.status == "retry":  # the grader's failure: no score, graded again next run
+                score = 0.0
+            else:
+                score = record(course, assignment, outcome, graded.notebooks, graded.auto_scores)
+            state = {"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict(),
+                     "notebooks": notebooks, "draws": graded.draws,
+                     "worker": graded.worker}
+            _write_state(state_dir / f"{student}.json", state)
+            states[student] = state
+            shown = "not graded, will be retried" if outcome.status == "retry" else \
+                f"{score:g}/{sum(CHECKS.values()):g}"
+            log(f"[{len(states)}/{total}] {student}: {shown} ({outcome.status}, {outcome.seconds:.0f} s)"
+                f"{': ' + outcome.reason if outcome.reason else ''}"
+                f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
+    except BaseException:
+        # Ctrl-C: running submissions kill their processes; queued ones never start; what
+        # was recorded stays recorded and nothing else is.
+        Event(bundle.stop_event, client=client).set()
+        client.cancel(list(pending))
+        deadline = time.monotonic() + cluster.STOP_WAIT_SECONDS
+        with contextlib.suppress(Exception):
+            while time.monotonic() < deadline and any(client.processing().values()):
+                time.sleep(0.5)
+        raise

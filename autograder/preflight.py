@@ -35,6 +35,7 @@ class PreflightError(SystemExit):
     """The grader's own set-up is broken: the run stops before grading anyone."""
 
     def __init__(self, message: str):
+        self.reason = message
         super().__init__(f"Grading stopped before any student was graded: {message}")
 
 

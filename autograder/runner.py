@@ -35,8 +35,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,11 +46,12 @@ import psutil
 from . import sandbox, trusted
 from .checks import MODEL_ITEMS
 
-__all__ = ["Limits", "Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "STOP"]
+__all__ = ["Limits", "Outcome", "Setup", "grade_submission", "first_errors", "run_limited"]
 
-#: Set by the class run when it is interrupted: running submissions are killed.
-STOP: threading.Event | None = None
 MAX_SPEC_BYTES = 20_000_000
+#: How often a running process asks whether the class run was stopped (seconds): on a
+#: Dask cluster the question is a round trip to the scheduler.
+STOP_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -77,6 +78,11 @@ class Setup:
     #: The warm PyTensor compile cache each kernel gets a private copy of: the canary's
     #: (made by the solution notebooks, so only the course's own code wrote it), else the user's.
     compile_cache: Path | None = None
+    #: Whether the class run was stopped (Ctrl-C): running processes are then killed.
+    stop: Callable[[], bool] | None = None
+    #: How a trusted fit is obtained: :func:`autograder.trusted.fit` (this machine's cache),
+    #: or on a Dask cluster :func:`autograder.cluster.shared_fit` (once for the whole cluster).
+    fit: Callable[..., "trusted.TrustedFit"] | None = None
 
 
 @dataclass
@@ -87,6 +93,9 @@ class Outcome:
     detail: str = ""  # for the instructor (the report): what the grader's logs say
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
+    #: Seconds by phase: "notebooks" (nbgrader and the sandboxed kernel), "fits" (waiting
+    #: for or making the trusted fits), "checks".
+    phases: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)  # CheckResult dicts
     errors: list = field(default_factory=list)  # first errors raised by the student's cells
     fits: list = field(default_factory=list)  # the trusted fits used: key, seconds, reused
@@ -142,18 +151,31 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG), so a grading worker that is killed leaves no nbgrader or kernel running."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: float, memory: int,
-                disk: tuple[Path, int] | None = None) -> tuple[str, float, int]:
+                disk: tuple[Path, int] | None = None,
+                stop: Callable[[], bool] | None = None) -> tuple[str, float, int]:
     """Run ``cmd`` with its whole process tree limited; returns (status, seconds, peak bytes).
 
     status is ``"ok"``, ``"failed"`` (non-zero exit), ``"timeout"``, ``"memory"``,
-    ``"disk"`` (the folder ``disk[0]`` grew past ``disk[1]`` bytes) or ``"stopped"``.
+    ``"disk"`` (the folder ``disk[0]`` grew past ``disk[1]`` bytes) or ``"stopped"``
+    (``stop()`` said so; it is asked every :data:`STOP_POLL_SECONDS`).
     """
     start = time.monotonic()
-    peak, last_disk = 0, start
+    peak, last_disk, last_stop = 0, start, start
     with open(log, "ab") as out:
         popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         process = psutil.Process(popen.pid)
         status = None
         while status is None:
@@ -169,14 +191,23 @@ def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: flo
                 status = "memory"
             elif now - start > seconds:
                 status = "timeout"
-            elif STOP is not None and STOP.is_set():
-                status = "stopped"
-            elif disk is not None and now - last_disk > 5:
+            elif stop is not None and now - last_stop > STOP_POLL_SECONDS:
+                last_stop = now
+                if _asked_to_stop(stop):
+                    status = "stopped"
+            if status is None and disk is not None and now - last_disk > 5:
                 last_disk = now
                 if _folder_bytes(disk[0]) > disk[1]:
                     status = "disk"
         _kill_tree(popen)  # also a kernel or daemon left behind by a finished run
     return status, time.monotonic() - start, peak
+
+
+def _asked_to_stop(stop: Callable[[], bool]) -> bool:
+    try:
+        return bool(stop())
+    except Exception:  # the scheduler cannot be reached: the run is over for this worker too
+        return True
 
 
 def first_errors(notebooks: list[Path], limit: int = 3) -> list[str]:
@@ -315,12 +346,15 @@ def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome) -> tuple[dict, 
                              "no model specification was recorded with it: fit it with fit_bambi or Model.fit "
                              "and keep the names the exercise gives"}
             continue
-        fitted = trusted.fit(spec, data, setup.trusted_cache, code=setup.code, sandboxed=setup.sandboxed,
-                             memory_bytes=setup.limits.memory_bytes)
+        fitted = (setup.fit or trusted.fit)(spec, data, setup.trusted_cache, code=setup.code,
+                                            sandboxed=setup.sandboxed, memory_bytes=setup.limits.memory_bytes,
+                                            stop=setup.stop)
         if fitted.grader_error:
             return records, f"the trusted fit of {item} failed: {fitted.grader_error}"
+        described = spec if isinstance(spec, dict) else {}
         outcome.fits.append({"item": item, "key": fitted.key, "seconds": round(fitted.seconds, 1),
-                             "reused": fitted.reused, "problem": fitted.problem})
+                             "reused": fitted.reused, "problem": fitted.problem,
+                             "model": f"{str(described.get('formula'))[:200]} ({str(described.get('family'))[:40]})"})
         records[item] = {"posterior": fitted.posterior, "problem": fitted.problem,
                          "family": spec.get("family") if isinstance(spec, dict) else None}
     return records, ""
@@ -365,8 +399,9 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
         log = work / "autograde.log"
         nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
                     f"--Execute.timeout={limits.cell_seconds}"]
-        status, _, peak = run_limited(nbgrader, cwd=work, env=env, log=log, seconds=limits.submission_seconds,
-                                      memory=limits.memory_bytes, disk=(folder, limits.disk_bytes))
+        status, outcome.phases["notebooks"], peak = run_limited(
+            nbgrader, cwd=work, env=env, log=log, seconds=limits.submission_seconds, memory=limits.memory_bytes,
+            disk=(folder, limits.disk_bytes), stop=setup.stop)
         outcome.peak_memory_mb = peak / 2**20
         autograded = sorted((work / "autograded" / student / assignment).glob("*.ipynb"))
         outcome.errors = first_errors(autograded)
@@ -383,7 +418,9 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             return _retry(outcome, "the grading run was stopped")
         if status == "failed" or not autograded:
             return _retry(outcome, f"nbgrader autograde failed ({status}): {_log_tail(log)}")
+        fitting = time.monotonic()
         records, error = _trusted_fits(folder / "payload", setup, outcome)
+        outcome.phases["fits"] = time.monotonic() - fitting
         if error:
             return _retry(outcome, error)
         (work / "trusted.json").write_text(json.dumps(records))
@@ -396,8 +433,9 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
                      **({"COURSE_DATA_DIR": str(setup.data_dir)} if setup.data_dir else {}),
                      **{k: os.environ[k] for k in ("HOME", "LANG", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                    "COURSE_DOWNLOAD_DIR") if k in os.environ}}
-        status, _, _ = run_limited(check_cmd, cwd=work, env=env_check, log=work / "check.log",
-                                   seconds=limits.check_seconds, memory=limits.memory_bytes)
+        status, outcome.phases["checks"], _ = run_limited(check_cmd, cwd=work, env=env_check,
+                                                          log=work / "check.log", seconds=limits.check_seconds,
+                                                          memory=limits.memory_bytes, stop=setup.stop)
         result_file = work / "checks.json"
         if status != "ok" or not result_file.exists():
             return _retry(outcome, f"the checks could not run ({status}): {_log_tail(work / 'check.log')}")

@@ -39,7 +39,7 @@ from pathlib import Path
 from .export import parameters_only
 from .spec import build_priors, key, read_data, validate
 
-__all__ = ["SETTINGS", "TrustedFit", "fit", "settings", "main"]
+__all__ = ["SETTINGS", "TrustedFit", "cached", "fit", "settings", "store", "main"]
 
 #: The grader's sampler settings for every trusted fit (the exercises' own).
 SETTINGS = {"chains": 2, "tune": 1000, "draws": 500, "sampler": "nutpie", "adaptation": "low_rank"}
@@ -84,8 +84,32 @@ def _read_record(path: Path, cache: Path) -> TrustedFit | None:
     return fitted
 
 
+def cached(name: str, cache: Path) -> TrustedFit | None:
+    """The fit with key ``name`` from the cache, or None."""
+    record_file = Path(cache) / f"{name}.json"
+    return _read_record(record_file, Path(cache)) if record_file.exists() else None
+
+
+def store(cache: Path, record: dict, blob: bytes) -> Path:
+    """Keep a fit made elsewhere (another Dask worker) in this cache; returns its posterior file."""
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    name = record["key"]
+    target = cache / f"{name}.nc"
+    if not target.exists() or target.read_bytes() != blob:
+        tmp = cache / f"{name}.nc.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(blob)
+        os.replace(tmp, target)
+    kept = {k: v for k, v in record.items() if k != "reused"}
+    kept["posterior"] = str(target)
+    tmp = cache / f"{name}.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps(kept))
+    tmp.replace(cache / f"{name}.json")
+    return target
+
+
 def fit(spec, data, cache: Path, *, code: Path, memory_bytes: int, sandboxed: bool = True,
-        seconds: float = FIT_SECONDS) -> TrustedFit:
+        seconds: float = FIT_SECONDS, stop=None) -> TrustedFit:
     """The trusted fit of ``spec`` on ``data`` (from the cache, or made now); never raises
     for a student's input."""
     problem = validate(spec, data)
@@ -101,11 +125,11 @@ def fit(spec, data, cache: Path, *, code: Path, memory_bytes: int, sandboxed: bo
         if cached is not None:
             return cached
         return _fit_now(name, spec, data, cache, code=code, memory_bytes=memory_bytes, sandboxed=sandboxed,
-                        seconds=seconds)
+                        seconds=seconds, stop=stop)
 
 
 def _fit_now(name: str, spec, data, cache: Path, *, code: Path, memory_bytes: int, sandboxed: bool,
-             seconds: float) -> TrustedFit:
+             seconds: float, stop=None) -> TrustedFit:
     from . import sandbox
     from .runner import run_limited, user_compile_cache
 
@@ -132,7 +156,7 @@ def _fit_now(name: str, spec, data, cache: Path, *, code: Path, memory_bytes: in
     else:
         run_env = {**os.environ, **env, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
     status, took, _ = run_limited(argv, cwd=folder, env=run_env, log=folder / "fit.log", seconds=seconds,
-                                  memory=memory_bytes)
+                                  memory=memory_bytes, stop=stop)
     result_file = folder / "result.json"
     if status in ("timeout", "memory"):
         what = f"took longer than {seconds:.0f} s" if status == "timeout" else \

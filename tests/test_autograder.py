@@ -7,13 +7,16 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import arviz as az
 import nbformat
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import xarray as xr
 from scipy.special import expit
@@ -272,6 +275,46 @@ def test_run_limited_stops_time_and_memory_hogs(tmp_path):
     assert run_limited([sys.executable, "-c", "pass"], cwd=tmp_path, env=env, log=log, seconds=60, memory=2**34)[0] == "ok"
     assert run_limited([sys.executable, "-c", "raise SystemExit(3)"], cwd=tmp_path, env=env, log=log, seconds=60,
                        memory=2**34)[0] == "failed"
+
+
+def test_run_limited_stops_when_asked(tmp_path):
+    from autograder.runner import STOP_POLL_SECONDS, run_limited
+
+    asked = []
+
+    def stop():
+        asked.append(time.monotonic())
+        return len(asked) >= 2
+
+    status, seconds, _ = run_limited([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                                     env=dict(os.environ), log=tmp_path / "log", seconds=60, memory=2**34, stop=stop)
+    assert status == "stopped" and len(asked) == 2
+    assert 2 * STOP_POLL_SECONDS <= seconds < 4 * STOP_POLL_SECONDS + 5  # asked every STOP_POLL_SECONDS, not more
+
+
+def test_a_killed_grading_process_takes_its_run_along(tmp_path):
+    """A Dask worker killed mid-run: the process it started (nbgrader, in a session of its
+    own) dies with it instead of running on."""
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    parent = ("import sys; from pathlib import Path; from autograder.runner import run_limited; "
+              f"run_limited([sys.executable, '-c', {child!r}], cwd=Path({str(tmp_path)!r}), env={{}}, "
+              f"log=Path({str(tmp_path / 'log')!r}), seconds=120, memory=2**34)")
+    worker = subprocess.Popen([sys.executable, "-c", parent], cwd=ROOT)
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    grandchild = int(pid_file.read_text())
+    worker.kill()
+    worker.wait()
+    for _ in range(50):
+        if not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(grandchild, 9)
+        raise AssertionError("the process started by the killed worker kept running")
 
 
 def test_prepare_copies_only_the_assignments_notebooks(tmp_path):

@@ -8,10 +8,12 @@ is not a notebook, a submission that tampers with the grading, one
 that attacks the grader from inside its kernel (rewriting the grader, the reference, the
 gradebook and another student's files, reading the solutions, opening a connection,
 planting modules, leaving a process behind), and one that fabricates its posteriors and
-predictions from the public reference. Every grade and the key words of every feedback
-message are asserted; then an interrupted run is restarted, and runs with a broken
-set-up are refused before anyone is graded, and a failure of the grader is retried.
-About 15 minutes on 2 cores.
+predictions from the public reference. The class is graded as ``make grade`` grades it,
+on a local Dask cluster of two worker processes. Every grade and the key words of every
+feedback message are asserted, and the gradebook exports (nbgrader's, Canvas's,
+Moodle's) and the class report; then an interrupted run is restarted, and runs with a
+broken set-up are refused before anyone is graded, and a failure of the grader is
+retried. About 30 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -285,6 +287,18 @@ def test_gradebook_exports_and_feedback(graded):
     with open(course / "grading-report.csv") as fh:
         report = {r["student"]: r for r in csv.DictReader(fh)}
     assert report["memory_hog"]["status"] == "memory"
+    assert "not graded in full (memory)" in report["memory_hog"]["look"]
+    assert float(report["correct_a"]["notebooks_seconds"]) > float(report["correct_a"]["checks_seconds"]) > 0
+    with open(course / "canvas-trolley.csv") as fh:
+        canvas = list(csv.DictReader(fh))
+    assert canvas[0]["Student"] == "Points Possible" and float(canvas[0]["trolley"]) == TOTAL
+    assert {r["SIS Login ID"]: float(r["trolley"]) for r in canvas[1:]} == {s: st["score"] for s, st in states.items()}
+    with open(course / "moodle-trolley.csv") as fh:
+        moodle = {r["ID number"]: float(r["Assignment: trolley (Real)"]) for r in csv.DictReader(fh)}
+    assert moodle == {s: st["score"] for s, st in states.items()}
+    page = (course / "class-report.html").read_text()
+    # Two students' messages with different numbers, one feedback category:
+    assert "<td>2</td><td>ex2_new: # of # probabilities differ from the reference</td>" in page
 
 
 def test_rerun_skips_graded_and_regrades_changed(graded):
@@ -371,7 +385,8 @@ def test_a_failure_of_the_grader_is_retried_not_recorded(tmp_path, monkeypatch):
         return real(cmd, **kwargs)
 
     monkeypatch.setattr(runner, "run_limited", checks_fail)
-    states = grade_class(course, "trolley", workers=1, limits=LIMITS)
+    # Workers as threads of this process, so that they see the patched function.
+    states = grade_class(course, "trolley", workers=1, limits=LIMITS, processes=False)
     outcome = states["ann"]["outcome"]
     assert outcome["status"] == "retry" and "not of the submission" in outcome["reason"]
     assert "checks could not run" in outcome["detail"]

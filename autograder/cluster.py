@@ -1,0 +1,350 @@
+"""Dask distributed as the grading engine: one task per submission, on any Dask cluster.
+
+The instructor's process (:func:`autograder.grade.grade_class`) is a Dask client. By
+default it starts a :class:`distributed.LocalCluster` sized to the machine (one worker
+process per submission graded at once); given an address (``--scheduler
+tcp://host:8786`` or the standard ``DASK_SCHEDULER_ADDRESS``) it sends the same tasks to
+a cluster that is already running: ``dask scheduler`` and ``dask worker`` started by
+hand, dask-jobqueue on Slurm or PBS, dask-kubernetes. Every worker needs this project
+installed in the same environment (``make venv``), bubblewrap, and the course data
+(``COURSE_DATA_DIR``, or a download); nothing else is shared.
+
+What travels, and what stays:
+
+- A :class:`Bundle`, sent to the cluster once: the assignment's source notebooks and
+  nbgrader configuration, a snapshot of the gradebook, the reference, the limits and
+  the name of the run's stop event.
+- One task per submission (:func:`grade_task`), carrying the student's submitted
+  notebooks as bytes. On its worker it runs :func:`autograder.runner.grade_submission`
+  (the sandboxed kernel, the trusted fits, the isolated checks) in a folder of that
+  worker's and returns a :class:`Graded`: the outcome, the autograded notebooks and
+  nbgrader's automatic scores. The state of record (gradebook, ``.grading/``, feedback)
+  is written by the instructor's process alone, and only from results that came back.
+- Trusted fits (:func:`shared_fit`): each distinct model specification is fitted once
+  for the whole cluster, as a Dask task whose key is the specification's fingerprint
+  (:func:`autograder.spec.key`), published on the scheduler so that every later
+  submission with that specification reads it. Concurrent requests for the same key
+  wait on the same task. Each worker also keeps the fits it used in its own trusted
+  cache, so a later class run on the same machines reuses them.
+
+Failures: a worker that dies mid-run has its tasks rescheduled by Dask; a task that
+kills workers repeatedly (Dask's ``KilledWorker``) or fails for any other reason of the
+grader's is recorded as ``retry``, never as the student's grade. Ctrl-C sets the run's
+stop :class:`distributed.Event`: running submissions kill their processes within
+:data:`autograder.runner.STOP_POLL_SECONDS` and nothing more is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .runner import Limits, Outcome, Setup
+
+__all__ = ["Bundle", "Graded", "ENV_ADDRESS", "make_bundle", "open_client", "grade_task", "preflight_task",
+           "shared_fit", "submission_files"]
+
+#: The environment variable Dask itself reads for a scheduler's address.
+ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
+#: Submitted files larger than this are not sent to the cluster (a notebook is far smaller).
+MAX_FILE_BYTES = 100 * 2**20
+#: How long an interrupted run waits for running submissions to stop (seconds).
+STOP_WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What every task of one class run needs, sent to the cluster once."""
+
+    assignment: str
+    course_files: dict  # relative path -> bytes: nbgrader_config.py and source/<assignment>/...
+    gradebook: bytes  # a snapshot of the course's gradebook.db
+    reference: bytes
+    limits: Limits
+    sandboxed: bool
+    state_dir: str  # the instructor's .grading/<assignment>, used as is by workers on the same machine
+    host: str  # the instructor's machine
+    stop_event: str  # the distributed.Event set when the run is interrupted
+    digest: str = ""
+
+
+@dataclass
+class Graded:
+    """One submission's result, as it comes back from its worker."""
+
+    outcome: Outcome
+    notebooks: dict = field(default_factory=dict)  # autograded notebook name -> JSON text
+    auto_scores: dict = field(default_factory=dict)  # (notebook, cell) -> nbgrader's automatic score
+    draws: dict = field(default_factory=dict)  # payload file -> SHA-256 (the report's "identical draws")
+    worker: str = ""  # the Dask worker's address
+
+
+def make_bundle(course: Path, assignment: str, gradebook: Path, reference: Path, limits: Limits, sandboxed: bool,
+                state_dir: Path) -> Bundle:
+    files = {"nbgrader_config.py": (course / "nbgrader_config.py").read_bytes()}
+    source = course / "source" / assignment
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        files[str(path.relative_to(course))] = path.read_bytes()
+    parts = dict(assignment=assignment, course_files=files, gradebook=gradebook.read_bytes(),
+                 reference=Path(reference).read_bytes(), limits=limits, sandboxed=sandboxed,
+                 state_dir=str(state_dir), host=socket.gethostname(), stop_event=f"grading-stop-{uuid.uuid4().hex}")
+    h = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        h.update(name.encode() + b"\0" + data)
+    h.update(parts["gradebook"] + parts["reference"] + repr((limits, sandboxed, str(state_dir))).encode())
+    return Bundle(**parts, digest=h.hexdigest())
+
+
+def submission_files(folder: Path, names: list[str]) -> dict[str, bytes | str]:
+    """The files of a submission the grader reads (the assignment's notebooks and
+    ``timestamp.txt``), as bytes; a file it must not read (a link, a folder, too large)
+    is left out or named with its problem (a str)."""
+    files: dict[str, bytes | str] = {}
+    for name in [*names, "timestamp.txt"]:
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            continue
+        if path.stat().st_size > MAX_FILE_BYTES:
+            files[name] = f"{name} is larger than {MAX_FILE_BYTES // 2**20} MB, so it was not graded"
+            continue
+        files[name] = path.read_bytes()
+    return files
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None, processes: bool = True,
+                log=print) -> Iterator:
+    """A Dask client: to ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) when given, else to
+    a new LocalCluster of ``workers`` single-threaded workers (default: one per core),
+    worker processes unless ``processes=False`` (threads of this process)."""
+    from distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get(ENV_ADDRESS)
+    if address:
+        with Client(address, timeout="60s") as client:
+            log(f"grading on the Dask cluster at {address} ({len(client.scheduler_info()['workers'])} workers now)")
+            yield client
+        return
+    workers = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+                      memory_limit=0) as local, Client(local) as client:
+        log(f"grading on a local Dask cluster of {workers} {'worker processes' if processes else 'threads'}")
+        yield client
+
+
+# --- On the workers --------------------------------------------------------------------
+
+_SETUPS: dict[str, tuple[Path, Path, Setup]] = {}
+_SETUP_LOCK = threading.Lock()
+
+
+def _root(bundle: Bundle) -> Path:
+    """This worker's folder for the run: one under ``$AUTOGRADER_WORKER_DIR`` if that is
+    set, else the instructor's state folder on the instructor's machine, else one under
+    the temporary folder."""
+    base = os.environ.get("AUTOGRADER_WORKER_DIR")
+    if not base and socket.gethostname() == bundle.host:
+        return Path(bundle.state_dir)
+    return Path(base or tempfile.gettempdir()) / "multilevel-adventures-grading" / bundle.digest[:16]
+
+
+def _write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write atomically, unless the file already holds exactly ``data``."""
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_bytes(data)
+    if mode is not None:
+        tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def _on_dask_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return socket.gethostname()
+
+
+def _stop_flag(name: str):
+    from distributed import Event
+
+    return Event(name).is_set
+
+
+def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
+    """(course folder, gradebook snapshot, Setup) on this worker, made once per run and process.
+
+    Raises RuntimeError when this machine cannot grade (no data, no copy of the grader)."""
+    from . import install
+    from .grade import grader_cache
+    from .preflight import PreflightError, check_data
+
+    run = f"{bundle.digest}-{bundle.stop_event}"  # a Setup per run: each has its own stop event
+    with _SETUP_LOCK:
+        if run in _SETUPS:
+            return _SETUPS[run]
+        root = _root(bundle)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".setup.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # other worker processes on this machine
+            course = root / "course"
+            for name, data in bundle.course_files.items():
+                _write(course / name, data)
+            gradebook = root / "gradebook-snapshot" / f"{bundle.digest[:16]}.db"
+            _write(gradebook, bundle.gradebook)
+            code = install.install(root / "grader")
+            reference = root / "reference" / f"{hashlib.sha256(bundle.reference).hexdigest()[:16]}.json"
+            _write(reference, bundle.reference, 0o444)
+        try:
+            data_dir = check_data()
+        except PreflightError as error:  # a SystemExit: not to be raised inside a worker
+            raise RuntimeError(f"on the Dask worker at {socket.gethostname()}: {error.reason}") from None
+        cache = grader_cache()
+        setup = Setup(code=code, reference=reference, data_dir=data_dir, trusted_cache=cache / "trusted",
+                      sandboxed=bundle.sandboxed, limits=bundle.limits, compile_cache=cache / "pytensor-warm",
+                      stop=_stop_flag(bundle.stop_event) if _on_dask_worker() else None,
+                      fit=_shared_fit_for(bundle) if _on_dask_worker() else None)
+        _SETUPS[run] = (course, gradebook, setup)
+        return _SETUPS[run]
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*")) if p.is_file() and not p.is_symlink() and p.suffix == ".nc"}
+
+
+def grade_task(bundle: Bundle, student: str, files: dict) -> Graded:
+    """Grade one submission on this worker (a Dask task); never raises for the student's input."""
+    from . import runner
+    from .grade import auto_scores
+
+    course, gradebook, setup = worker_setup(bundle)
+    root = _root(bundle)
+    if setup.stop is not None and setup.stop():
+        return Graded(runner.Outcome(student, "retry", reason="the grading run was stopped",
+                                     detail="the grading run was stopped", sandboxed=bundle.sandboxed))
+    submitted = root / "submitted" / student
+    if submitted.exists():
+        shutil.rmtree(submitted)
+    submitted.mkdir(parents=True)
+    problems = []
+    for name, data in files.items():
+        if isinstance(data, str):
+            problems.append(data)
+        else:
+            (submitted / name).write_bytes(data)
+    work = root / "work" / student
+    outcome = runner.grade_submission(course, bundle.assignment, student, submitted, work, gradebook, setup)
+    if problems:
+        outcome.reason = "; ".join([*problems, *([outcome.reason] if outcome.reason else [])])
+    graded = Graded(outcome, worker=_worker_name())
+    if outcome.status == "graded":
+        folder = work / "autograded" / student / bundle.assignment
+        graded.notebooks = {p.name: p.read_text() for p in sorted(folder.glob("*.ipynb"))}
+    if outcome.status != "retry":
+        graded.auto_scores = auto_scores(work, bundle.assignment, student)
+        graded.draws = _digests(work / "sandbox" / "payload")
+    return graded
+
+
+def preflight_task(bundle: Bundle, canary: bool) -> tuple[str, list[str]]:
+    """The preflight's checks that need a worker: its copy of the grader, its sandbox and
+    the canary. Returns (the problem or '', the log lines)."""
+    from .grade import grader_cache
+    from .preflight import PreflightError, preflight
+
+    lines: list[str] = []
+    try:
+        course, gradebook, setup = worker_setup(bundle)
+        root = _root(bundle)
+        preflight(course, bundle.assignment, setup, gradebook, root, grader_cache(), canary=canary,
+                  log=lines.append)
+    except PreflightError as error:
+        return error.reason, lines
+    except RuntimeError as error:
+        return str(error), lines
+    return "", lines
+
+
+# --- Trusted fits, once per cluster ------------------------------------------------------
+
+def _shared_fit_for(bundle: Bundle):
+    def fit(spec, data, cache, **kwargs):
+        return shared_fit(bundle, spec, data, cache, **kwargs)
+
+    return fit
+
+
+def _fit_task(bundle: Bundle, spec, data) -> tuple[dict, bytes | None]:
+    """The trusted fit of one specification, on whichever worker runs it (a Dask task)."""
+    from . import trusted
+
+    _, _, setup = worker_setup(bundle)
+    fitted = trusted.fit(spec, data, setup.trusted_cache, code=setup.code, sandboxed=setup.sandboxed,
+                         memory_bytes=setup.limits.memory_bytes, stop=setup.stop)
+    blob = Path(fitted.posterior).read_bytes() if fitted.posterior else None
+    return fitted.as_dict(), blob
+
+
+def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
+    """:attr:`Setup.fit <autograder.runner.Setup.fit>` on a Dask worker: the trusted fit of
+    ``spec``, from this worker's cache, else from the cluster (made once, by whichever
+    worker runs the task ``trusted-<key>``, and published on the scheduler for the run)."""
+    from distributed import worker_client
+
+    from . import trusted
+    from .spec import key, validate
+
+    if validate(spec, data):
+        return trusted.fit(spec, data, cache, **kwargs)  # the student's problem, said by the usual path
+    name = key(spec, data, trusted.settings())
+    local = trusted.cached(name, cache)
+    if local is not None:
+        return local
+    task = f"trusted-{name}"
+    with worker_client() as client:  # secedes: the worker's slot is free while this waits
+        mine = False
+        try:
+            future = client.get_dataset(task)
+        except KeyError:
+            future = client.submit(_fit_task, bundle, spec, data, key=task, pure=False, priority=100)
+            try:
+                client.publish_dataset(future, name=task)
+                mine = True
+            except KeyError:  # another worker asked at the same moment: wait on its task
+                future = client.get_dataset(task)
+        try:
+            record, blob = future.result()
+        except Exception as error:  # the fitting worker died repeatedly, or the task failed: the grader's
+            record, blob = {"key": name, "grader_error": f"the shared trusted fit failed: {error}"}, None
+        if record.get("grader_error"):
+            with contextlib.suppress(KeyError):
+                client.unpublish_dataset(task)  # not kept: the next request tries again
+    fitted = trusted.TrustedFit(**{**record, "reused": not mine or record.get("reused", False)})
+    if blob is not None:
+        fitted.posterior = str(trusted.store(cache, record, blob))
+    return fitted
