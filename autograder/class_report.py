@@ -160,6 +160,22 @@ def write_class_report(course: Path, assignment: str, states: dict[str, dict]) -
     course = Path(course)
     look = to_look_at(states)
     write_csv(course, states, look)
+    if states:
+        with sns.axes_style("whitegrid"):  # for these figures only: the feedback's plots keep their style
+            parts = _sections(assignment, states, look)
+    else:
+        parts = [f"<h1>{html.escape(assignment)}: the class</h1>", "<p>No submission has been graded yet.</p>"]
+    page = course / HTML_NAME
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'>"
+                    f"<title>{html.escape(assignment)}: class report</title><style>"
+                    "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+                    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;"
+                    "text-align:left;vertical-align:top}img{max-width:100%}</style></head><body>"
+                    + "\n".join(parts) + "</body></html>\n")
+    return page
+
+
+def _sections(assignment: str, states: dict[str, dict], look: dict[str, list[str]]) -> list[str]:
     students, checks = _frames(states)
     phases = pd.DataFrame([{"phase": phase, "seconds": seconds} for st in states.values()
                            for phase, seconds in st["outcome"].get("phases", {}).items()],
@@ -170,7 +186,6 @@ def write_class_report(course: Path, assignment: str, states: dict[str, dict]) -
                                                          Counter(students["status"]).most_common()) +
              (f". Scores out of {TOTAL:g}: mean {graded['score'].mean():.1f}, median {graded['score'].median():g}."
               if len(graded) else ".") + f" Every row is in <a href='{CSV_NAME}'>{CSV_NAME}</a>.</p>"]
-    sns.set_theme(style="whitegrid")
     if len(graded):
         fig, ax = plt.subplots(figsize=(6, 3))
         sns.histplot(graded, x="score", binwidth=1, binrange=(-0.5, TOTAL + 0.5), ax=ax)
@@ -219,11 +234,4 @@ def write_class_report(course: Path, assignment: str, states: dict[str, dict]) -
     parts += ["<h2>Worth a human look</h2>",
               _table(["student", "why"], [[s, "; ".join(r)] for s, r in look.items()]) if look else
               "<p>Nothing stands out.</p>"]
-    page = course / HTML_NAME
-    page.write_text("<!doctype html><html><head><meta charset='utf-8'>"
-                    f"<title>{html.escape(assignment)}: class report</title><style>"
-                    "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-                    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.2rem .5rem;"
-                    "text-align:left;vertical-align:top}img{max-width:100%}</style></head><body>"
-                    + "\n".join(parts) + "</body></html>\n")
-    return page
+    return parts

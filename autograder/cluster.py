@@ -11,9 +11,10 @@ installed in the same environment (``make venv``), bubblewrap, and the course da
 
 What travels, and what stays:
 
-- A :class:`Bundle`, sent to the cluster once: the assignment's source notebooks and
-  nbgrader configuration, a snapshot of the gradebook, the reference, the limits and
-  the name of the run's stop event.
+- A :class:`Bundle`, sent to the cluster once, as a task of its own (Dask computes it
+  again if the worker holding it dies): the assignment's source notebooks and nbgrader
+  configuration, a snapshot of the gradebook, the reference, the limits, the name of
+  the run's stop event, and the digest of the grader's code and the library versions.
 - One task per submission (:func:`grade_task`), carrying the student's submitted
   notebooks as bytes. On its worker it runs :func:`autograder.runner.grade_submission`
   (the sandboxed kernel, the trusted fits, the isolated checks) in a folder of that
@@ -21,11 +22,19 @@ What travels, and what stays:
   nbgrader's automatic scores. The state of record (gradebook, ``.grading/``, feedback)
   is written by the instructor's process alone, and only from results that came back.
 - Trusted fits (:func:`shared_fit`): each distinct model specification is fitted once
-  for the whole cluster, as a Dask task whose key is the specification's fingerprint
-  (:func:`autograder.spec.key`), published on the scheduler so that every later
-  submission with that specification reads it. Concurrent requests for the same key
-  wait on the same task. Each worker also keeps the fits it used in its own trusted
-  cache, so a later class run on the same machines reuses them.
+  for the whole cluster, as a Dask task published on the scheduler under the run's
+  name and the specification's fingerprint (:func:`autograder.spec.key`), so every
+  submission with that specification waits on that one task and reads its draws; the
+  run unpublishes them when it ends. Each worker also keeps the fits it used in its own
+  trusted cache, so a later class run on the same machines reuses them.
+- Every worker checks, before it grades, that its grader code and library versions are
+  the instructor's (else the submission is ``retry`` with the reason).
+
+Security: a Dask scheduler runs whatever its clients send, so whoever can reach it can
+run code on every worker and publish data under any name. Run the cluster on a private
+network or with TLS (Dask's ``distributed.security``), as the workers hold the solutions
+and every submission. A worker's own folder (``$AUTOGRADER_WORKER_DIR``, else
+``~/.cache/multilevel-adventures/grading``) must be closed to other users.
 
 Failures: a worker that dies mid-run has its tasks rescheduled by Dask; a task that
 kills workers repeatedly (Dask's ``KilledWorker``) or fails for any other reason of the
@@ -42,8 +51,8 @@ import hashlib
 import os
 import shutil
 import socket
-import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,15 +60,13 @@ from pathlib import Path
 
 from .runner import Limits, Outcome, Setup
 
-__all__ = ["Bundle", "Graded", "ENV_ADDRESS", "make_bundle", "open_client", "grade_task", "preflight_task",
-           "shared_fit", "submission_files"]
+__all__ = ["Bundle", "Graded", "ENV_ADDRESS", "forget_run", "grade_task", "hold", "make_bundle", "open_client",
+           "preflight_task", "shared_fit", "stop_run", "submission_files"]
 
 #: The environment variable Dask itself reads for a scheduler's address.
 ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
 #: Submitted files larger than this are not sent to the cluster (a notebook is far smaller).
 MAX_FILE_BYTES = 100 * 2**20
-#: How long an interrupted run waits for running submissions to stop (seconds).
-STOP_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,9 @@ class Bundle:
     sandboxed: bool
     state_dir: str  # the instructor's .grading/<assignment>, used as is by workers on the same machine
     host: str  # the instructor's machine
-    stop_event: str  # the distributed.Event set when the run is interrupted
+    stop_event: str  # the distributed.Event set when the run is interrupted; also names the run
+    code_digest: str  # the instructor's grader code (autograder.install.digest)
+    versions: dict  # the instructor's library versions (course_utils.cache.library_versions)
     digest: str = ""
 
 
@@ -95,14 +104,25 @@ def make_bundle(course: Path, assignment: str, gradebook: Path, reference: Path,
     source = course / "source" / assignment
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         files[str(path.relative_to(course))] = path.read_bytes()
+    from course_utils.cache import library_versions
+
+    from . import install
+
     parts = dict(assignment=assignment, course_files=files, gradebook=gradebook.read_bytes(),
                  reference=Path(reference).read_bytes(), limits=limits, sandboxed=sandboxed,
-                 state_dir=str(state_dir), host=socket.gethostname(), stop_event=f"grading-stop-{uuid.uuid4().hex}")
+                 state_dir=str(state_dir), host=socket.gethostname(), stop_event=f"grading-stop-{uuid.uuid4().hex}",
+                 code_digest=install.digest(), versions=library_versions())
     h = hashlib.sha256()
     for name, data in sorted(files.items()):
         h.update(name.encode() + b"\0" + data)
-    h.update(parts["gradebook"] + parts["reference"] + repr((limits, sandboxed, str(state_dir))).encode())
+    h.update(parts["gradebook"] + parts["reference"] + repr((limits, sandboxed, str(state_dir))).encode()
+             + parts["code_digest"].encode())
     return Bundle(**parts, digest=h.hexdigest())
+
+
+def hold(bundle: Bundle) -> Bundle:
+    """The run's bundle, as a Dask task's result (recomputed if the worker holding it dies)."""
+    return bundle
 
 
 def submission_files(folder: Path, names: list[str]) -> dict[str, bytes | str]:
@@ -132,6 +152,9 @@ def open_client(scheduler: str | None = None, workers: int | None = None, proces
     address = scheduler or os.environ.get(ENV_ADDRESS)
     if address:
         with Client(address, timeout="60s") as client:
+            if not client.scheduler_info()["workers"]:
+                log(f"waiting for the first worker of the Dask cluster at {address} ...")
+                client.wait_for_workers(1)
             log(f"grading on the Dask cluster at {address} ({len(client.scheduler_info()['workers'])} workers now)")
             yield client
         return
@@ -145,17 +168,25 @@ def open_client(scheduler: str | None = None, workers: int | None = None, proces
 # --- On the workers --------------------------------------------------------------------
 
 _SETUPS: dict[str, tuple[Path, Path, Setup]] = {}
+KEEP_RUNS = 4
 _SETUP_LOCK = threading.Lock()
 
 
 def _root(bundle: Bundle) -> Path:
     """This worker's folder for the run: one under ``$AUTOGRADER_WORKER_DIR`` if that is
     set, else the instructor's state folder on the instructor's machine, else one under
-    the temporary folder."""
+    ``~/.cache/multilevel-adventures/grading``. The base folder must be this user's and
+    closed to others (it holds the solutions, the grader and every submission)."""
     base = os.environ.get("AUTOGRADER_WORKER_DIR")
     if not base and socket.gethostname() == bundle.host:
         return Path(bundle.state_dir)
-    return Path(base or tempfile.gettempdir()) / "multilevel-adventures-grading" / bundle.digest[:16]
+    folder = Path(base) if base else Path.home() / ".cache" / "multilevel-adventures" / "grading"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"the worker's grading folder {folder} must belong to this user and be closed to others "
+                           f"(chmod 700 {folder})")
+    return folder / bundle.digest[:16]
 
 
 def _write(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -203,10 +234,22 @@ def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
     from .grade import grader_cache
     from .preflight import PreflightError, check_data
 
+    from course_utils.cache import library_versions
+
     run = f"{bundle.digest}-{bundle.stop_event}"  # a Setup per run: each has its own stop event
     with _SETUP_LOCK:
         if run in _SETUPS:
             return _SETUPS[run]
+        here = install.digest()
+        if here != bundle.code_digest:
+            raise RuntimeError(f"the Dask worker at {socket.gethostname()} has other grader code than yours "
+                               f"({here[:12]} here, {bundle.code_digest[:12]} yours): install the same commit there")
+        versions = library_versions()
+        if versions != bundle.versions:
+            differ = sorted(k for k in {**versions, **bundle.versions} if versions.get(k) != bundle.versions.get(k))
+            raise RuntimeError(f"the Dask worker at {socket.gethostname()} has other library versions than yours "
+                               f"({', '.join(f'{k} {versions.get(k)} vs {bundle.versions.get(k)}' for k in differ)}):"
+                               " install requirements.lock there")
         root = _root(bundle)
         root.mkdir(parents=True, exist_ok=True)
         with open(root / ".setup.lock", "w") as lock:
@@ -228,13 +271,32 @@ def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
                       sandboxed=bundle.sandboxed, limits=bundle.limits, compile_cache=cache / "pytensor-warm",
                       stop=_stop_flag(bundle.stop_event) if _on_dask_worker() else None,
                       fit=_shared_fit_for(bundle) if _on_dask_worker() else None)
+        while len(_SETUPS) >= KEEP_RUNS:  # a long-lived worker forgets older runs
+            _SETUPS.pop(next(iter(_SETUPS)))
         _SETUPS[run] = (course, gradebook, setup)
         return _SETUPS[run]
 
 
-def _digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.glob("*")) if p.is_file() and not p.is_symlink() and p.suffix == ".nc"}
+def _draws_digests(payload: Path) -> dict[str, str]:
+    """SHA-256 of each model's draws in the payload (the report's "identical draws"). The
+    payload is the student's folder: only the expected names, regular files of a sane
+    size, read in chunks; what cannot be read is left out."""
+    from .checks import MODEL_ITEMS
+
+    found = {}
+    for item in MODEL_ITEMS:
+        path = payload / f"{item}.nc"
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+                continue
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(2**20), b""):
+                    h.update(chunk)
+            found[path.name] = h.hexdigest()
+        except OSError:
+            continue
+    return found
 
 
 def grade_task(bundle: Bundle, student: str, files: dict) -> Graded:
@@ -264,10 +326,14 @@ def grade_task(bundle: Bundle, student: str, files: dict) -> Graded:
     graded = Graded(outcome, worker=_worker_name())
     if outcome.status == "graded":
         folder = work / "autograded" / student / bundle.assignment
-        graded.notebooks = {p.name: p.read_text() for p in sorted(folder.glob("*.ipynb"))}
+        try:
+            graded.notebooks = {p.name: p.read_text() for p in sorted(folder.glob("*.ipynb"))
+                                if p.stat().st_size <= MAX_FILE_BYTES}
+        except (OSError, UnicodeDecodeError):  # the grade stands; the feedback is nbgrader's or the grader's page
+            graded.notebooks = {}
     if outcome.status != "retry":
         graded.auto_scores = auto_scores(work, bundle.assignment, student)
-        graded.draws = _digests(work / "sandbox" / "payload")
+        graded.draws = _draws_digests(work / "sandbox" / "payload")
     return graded
 
 
@@ -310,11 +376,38 @@ def _fit_task(bundle: Bundle, spec, data) -> tuple[dict, bytes | None]:
     return fitted.as_dict(), blob
 
 
+def _dataset_prefix(bundle: Bundle) -> str:
+    return f"trusted-{bundle.stop_event.removeprefix('grading-stop-')}-"
+
+
+def stop_run(client, bundle: Bundle) -> None:
+    """Set the run's stop event and give running tasks the time to notice it and kill
+    their processes (a LocalCluster's workers are closed next; their processes die with them)."""
+    from distributed import Event
+
+    from .runner import STOP_POLL_SECONDS
+
+    with contextlib.suppress(Exception):
+        Event(bundle.stop_event, client=client).set()
+        time.sleep(STOP_POLL_SECONDS + 1)
+
+
+def forget_run(client, bundle: Bundle) -> None:
+    """Unpublish the run's trusted fits from the scheduler (the workers' caches keep them)."""
+    with contextlib.suppress(Exception):
+        for name in client.list_datasets():
+            if str(name).startswith(_dataset_prefix(bundle)):
+                with contextlib.suppress(KeyError):
+                    client.unpublish_dataset(name)
+
+
 def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     """:attr:`Setup.fit <autograder.runner.Setup.fit>` on a Dask worker: the trusted fit of
-    ``spec``, from this worker's cache, else from the cluster (made once, by whichever
-    worker runs the task ``trusted-<key>``, and published on the scheduler for the run)."""
-    from distributed import worker_client
+    ``spec``, from this worker's cache, else from the cluster: made once per run, by
+    whichever worker runs the task, and published on the scheduler under
+    ``trusted-<run>-<key>`` until the run ends, so that every request for the same key
+    waits on that one task."""
+    from distributed import get_client, secede
 
     from . import trusted
     from .spec import key, validate
@@ -325,25 +418,34 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     local = trusted.cached(name, cache)
     if local is not None:
         return local
-    task = f"trusted-{name}"
-    with worker_client() as client:  # secedes: the worker's slot is free while this waits
-        mine = False
+    dataset = _dataset_prefix(bundle) + name
+    client = get_client()
+    # Give the worker's slot back while this waits, and do not take one again afterwards
+    # (rejoin() could wait for a whole submission on another thread): the checks that
+    # follow are a short process beside the worker's next task.
+    secede()
+    mine = False
+    try:
+        future = client.get_dataset(dataset)
+    except KeyError:
+        future = client.submit(_fit_task, bundle, spec, data, key=f"{dataset}-{uuid.uuid4().hex[:8]}", pure=False,
+                               priority=100)
         try:
-            future = client.get_dataset(task)
-        except KeyError:
-            future = client.submit(_fit_task, bundle, spec, data, key=task, pure=False, priority=100)
-            try:
-                client.publish_dataset(future, name=task)
-                mine = True
-            except KeyError:  # another worker asked at the same moment: wait on its task
-                future = client.get_dataset(task)
-        try:
-            record, blob = future.result()
-        except Exception as error:  # the fitting worker died repeatedly, or the task failed: the grader's
-            record, blob = {"key": name, "grader_error": f"the shared trusted fit failed: {error}"}, None
-        if record.get("grader_error"):
-            with contextlib.suppress(KeyError):
-                client.unpublish_dataset(task)  # not kept: the next request tries again
+            client.publish_dataset(future, name=dataset)
+            mine = True
+        except KeyError:  # another worker asked at the same moment: wait on its task instead
+            client.cancel(future)
+            future = client.get_dataset(dataset)
+    try:
+        record, blob = future.result()
+    except Exception as error:  # the fitting worker died repeatedly, or the task failed: the grader's
+        record, blob = {"key": name, "grader_error": f"the shared trusted fit failed: {error}"}, None
+    if record.get("key") != name and not record.get("grader_error"):
+        record, blob = {"key": name, "grader_error": "the worker that made the shared fit computed another key "
+                                                     f"({record.get('key')}): its settings differ"}, None
+    if record.get("grader_error") and mine:
+        with contextlib.suppress(KeyError):
+            client.unpublish_dataset(dataset)  # not kept: the next request tries again
     fitted = trusted.TrustedFit(**{**record, "reused": not mine or record.get("reused", False)})
     if blob is not None:
         fitted.posterior = str(trusted.store(cache, record, blob))

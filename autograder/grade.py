@@ -86,12 +86,13 @@ def _fingerprint(folder: Path) -> str:
 
 def _notebooks_digest(folder: Path, names: list[str]) -> str:
     """SHA-256 of the submitted notebooks alone (the report's "identical notebooks")."""
-    h = hashlib.sha256()
+    h, read = hashlib.sha256(), False
     for name in names:
         path = folder / name
         if path.is_file() and not path.is_symlink():
             h.update(name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+            read = True
+    return h.hexdigest() if read else ""
 
 
 def _snapshot(course: Path, target: Path) -> None:
@@ -324,16 +325,26 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     with contextlib.ExitStack() as stack:
         if client is None:
             client = stack.enter_context(cluster.open_client(scheduler, workers, processes=processes, log=log))
-        shared = client.scatter(bundle, broadcast=True, hash=False)
-        problem, lines = client.submit(cluster.preflight_task, shared, canary, pure=False).result()
-        for line in lines:
-            log(line)
-        if problem:
-            raise PreflightError(problem)
-        log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, grading {len(todo)} on "
-            f"{len(client.scheduler_info()['workers'])} Dask workers")
-        names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
-        _grade_on(client, shared, bundle, todo, names, states, len(found), course, assignment, state_dir, log)
+        # The bundle as a task of its own (not scattered data): a worker that dies with
+        # its only copy loses nothing, Dask computes it again.
+        shared = client.submit(cluster.hold, bundle, key=f"bundle-{bundle.stop_event}")
+        try:
+            problem, lines = client.submit(cluster.preflight_task, shared, canary, pure=False).result()
+            for line in lines:
+                log(line)
+            if problem:
+                raise PreflightError(problem)
+            log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, grading {len(todo)} on "
+                f"{len(client.scheduler_info()['workers'])} Dask workers")
+            names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
+            _grade_on(client, shared, bundle, todo, names, states, len(found), course, assignment, state_dir, log)
+        except BaseException:
+            # Ctrl-C: running submissions (and a running canary) kill their processes;
+            # what was recorded stays recorded and nothing else is.
+            cluster.stop_run(client, bundle)
+            raise
+        finally:
+            cluster.forget_run(client, bundle)
 
     failed = _feedback(course, assignment, states, state_dir, log)
     for student in failed:
@@ -354,14 +365,14 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
 def _grade_on(client, shared, bundle, todo: dict, names: list[str], states: dict, total: int, course: Path,
               assignment: str, state_dir: Path, log) -> None:
     """Submit one task per submission and record each result as it comes back."""
-    from distributed import Event, as_completed
+    from distributed import as_completed
 
     from . import cluster
 
     pending = {}
     for student, (folder, fingerprint) in todo.items():
         future = client.submit(cluster.grade_task, shared, student, cluster.submission_files(folder, names),
-                               pure=False, key=f"grade-{student}-{fingerprint[:12]}-{bundle.stop_event[-8:]}")
+                               pure=False)
         pending[future] = (student, fingerprint, _notebooks_digest(folder, names))
     try:
         for future in as_completed(list(pending)):
@@ -390,12 +401,6 @@ def _grade_on(client, shared, bundle, todo: dict, names: list[str], states: dict
                 f"{': ' + outcome.reason if outcome.reason else ''}"
                 f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
     except BaseException:
-        # Ctrl-C: running submissions kill their processes; queued ones never start; what
-        # was recorded stays recorded and nothing else is.
-        Event(bundle.stop_event, client=client).set()
-        client.cancel(list(pending))
-        deadline = time.monotonic() + cluster.STOP_WAIT_SECONDS
         with contextlib.suppress(Exception):
-            while time.monotonic() < deadline and any(client.processing().values()):
-                time.sleep(0.5)
+            client.cancel(list(pending))  # queued submissions never start
         raise

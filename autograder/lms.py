@@ -8,20 +8,22 @@ are written by ``make grade`` into the course folder, for the assignment just gr
     Canvas's gradebook import format (Grades > Import): the columns ``Student``, ``ID``,
     ``SIS User ID``, ``SIS Login ID`` and ``Section``, then one column for the
     assignment, and a ``Points Possible`` row first, as in a file Canvas exports.
-    Canvas matches a row to a student by ``ID`` (Canvas's user id, which nbgrader keeps
-    as the student's ``lms_user_id`` when it knows it) or by ``SIS Login ID`` (here
-    nbgrader's student id). A new column name creates the assignment in Canvas; to fill
-    an existing one, rename the column to Canvas's ``Name (id)`` before importing.
+    Canvas matches a row to a student by ``ID`` (Canvas's numeric user id: nbgrader's
+    ``lms_user_id`` when that is a number) or by ``SIS Login ID`` (here nbgrader's
+    student id). A new column name creates the assignment in Canvas; to fill an
+    existing one, rename the column to Canvas's ``Name (id)`` before importing.
 ``moodle-<assignment>.csv``
-    For Moodle's grade import from a CSV file (Grades > Import > CSV file): ``ID
-    number`` (nbgrader's student id), ``Email address``, ``First name``, ``Last name``
-    and the grade column named as Moodle names a grade item in its own export
-    (``Assignment: <name> (Real)``). In Moodle's mapping step, map ``ID number`` (or
-    ``Email address``) to the user field of the same name and the grade column to the
-    grade item.
+    For Moodle's grade import from a CSV file (Grades > Import > CSV file):
+    ``Username`` and ``ID number`` (both nbgrader's student id), ``Email address``,
+    ``First name``, ``Last name`` and the grade column named as Moodle names a grade
+    item in its own export (``Assignment: <name> (Real)``). In Moodle's mapping step,
+    map ``Username`` (or ``ID number``, whichever holds your students' ids) to the user
+    field of the same name and the grade column to the grade item.
 
-A student whose submission is waiting to be graded again (``retry``) has an empty
-grade, which both systems skip, rather than a 0 that would overwrite a grade.
+Only students with a grade are written. A student waiting to be graded again
+(``retry``) is left out of both files: an empty cell would clear the grade Moodle has
+(and a row Moodle cannot match stops its whole import), so nothing is sent until the
+grade exists.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .checks import CHECKS
 __all__ = ["CANVAS_COLUMNS", "MOODLE_COLUMNS", "write_lms_files"]
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-MOODLE_COLUMNS = ["ID number", "Email address", "First name", "Last name"]
+MOODLE_COLUMNS = ["Username", "ID number", "Email address", "First name", "Last name"]
 
 
 def _people(course: Path, students: list[str]) -> dict[str, dict]:
@@ -52,28 +54,30 @@ def _people(course: Path, students: list[str]) -> dict[str, dict]:
     return found
 
 
-def _grade(state: dict) -> str:
-    return "" if state["outcome"]["status"] == "retry" else f"{state['score']:g}"
+def _graded(states: dict[str, dict]) -> list[tuple[str, dict]]:
+    return [(student, state) for student, state in sorted(states.items()) if state["outcome"]["status"] != "retry"]
 
 
 def write_lms_files(course: Path, assignment: str, states: dict[str, dict]) -> list[Path]:
     """Write the Canvas and Moodle files for ``assignment``; returns their paths."""
     course = Path(course)
-    people = _people(course, sorted(states))
+    graded = _graded(states)
+    people = _people(course, [student for student, _ in graded])
     canvas, moodle = course / f"canvas-{assignment}.csv", course / f"moodle-{assignment}.csv"
-    with open(canvas, "w", newline="") as fh:
+    with open(canvas, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*CANVAS_COLUMNS, assignment])
         writer.writerow(["Points Possible", "", "", "", "", f"{sum(CHECKS.values()):g}"])
-        for student, state in sorted(states.items()):
+        for student, state in graded:
             person = people[student]
             name = ", ".join(p for p in (person.get("last_name"), person.get("first_name")) if p) or student
-            writer.writerow([name, person.get("lms_user_id") or "", "", student, "", _grade(state)])
-    with open(moodle, "w", newline="") as fh:
+            lms_id = str(person.get("lms_user_id") or "")
+            writer.writerow([name, lms_id if lms_id.isdigit() else "", "", student, "", f"{state['score']:g}"])
+    with open(moodle, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*MOODLE_COLUMNS, f"Assignment: {assignment} (Real)"])
-        for student, state in sorted(states.items()):
+        for student, state in graded:
             person = people[student]
-            writer.writerow([student, person.get("email") or "", person.get("first_name") or "",
-                             person.get("last_name") or "", _grade(state)])
+            writer.writerow([student, student, person.get("email") or "", person.get("first_name") or "",
+                             person.get("last_name") or "", f"{state['score']:g}"])
     return [canvas, moodle]

@@ -151,15 +151,24 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the process that started it dies (Linux's
-    PR_SET_PDEATHSIG), so a grading worker that is killed leaves no nbgrader or kernel running."""
+def _find_prctl():
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+#: Looked up here, once: after fork, in a threaded worker, loading a library could deadlock.
+_PRCTL = _find_prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG), so a grading worker that is killed leaves no nbgrader or kernel running."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def run_limited(cmd: list[str], *, cwd: Path, env: dict, log: Path, seconds: float, memory: int,

@@ -8,8 +8,8 @@ LOO and predictions), a crash, a file that is not a notebook and a submission th
 fabricates its posteriors. It is graded twice, in one run, each time from an empty
 grader cache (so each engine makes its own trusted fits) and without the canary:
 
-- ``threads``: a LocalCluster whose workers are threads of this process: what the
-  grader did before Dask (a thread pool, one submission per core);
+- ``threads``: a LocalCluster whose workers are threads of this process, where the
+  grader's former thread pool ran submissions (one per core; the same tasks otherwise);
 - ``processes``: the default, a LocalCluster of worker processes, one per core.
 
 For each: wall time, submissions per hour, seconds per submission by phase (notebooks,

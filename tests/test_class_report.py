@@ -75,6 +75,17 @@ def test_class_report_page_and_csv(tmp_path, states):
     assert rows["ben"]["ex1_loo"] == "0" and "identical draws" in rows["ben"]["look"]
 
 
+def test_an_empty_class_gets_a_page(tmp_path):
+    page = write_class_report(tmp_path, "trolley", {}).read_text()
+    assert "No submission has been graded yet" in page
+
+
+def test_no_notebook_read_is_not_identical_to_another(states):
+    states["eve"]["notebooks"] = ""
+    states["fay"] = {**states["eve"]}
+    assert not any("identical notebooks" in r for r in to_look_at(states).get("eve", []))
+
+
 def test_student_input_is_escaped_in_the_page(tmp_path):
     evil = _state(fits=[("m_simple", "k1", False, "<script>alert(1)</script> (cumulative)")])
     page = write_class_report(tmp_path, "trolley", {"x": evil, "y": _state()}).read_text()
@@ -90,7 +101,7 @@ def test_canvas_and_moodle_files(tmp_path, states, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}", course_id=COURSE_ID) as gb:
         gb.add_student("ann", first_name="Ann", last_name="Lee", email="ann@uni.example", lms_user_id="4711")
-        gb.add_student("ben")
+        gb.add_student("ben", lms_user_id="lti-3f9a")  # not Canvas's numeric id: left out
     canvas, moodle = write_lms_files(tmp_path, "trolley", states)
     with open(canvas) as fh:
         rows = list(csv.reader(fh))
@@ -98,11 +109,11 @@ def test_canvas_and_moodle_files(tmp_path, states, monkeypatch):
     assert rows[1] == ["Points Possible", "", "", "", "", f"{TOTAL:g}"]
     by_login = {r[3]: r for r in rows[2:]}
     assert by_login["ann"] == ["Lee, Ann", "4711", "", "ann", "", f"{TOTAL:g}"]
-    assert by_login["ben"][0] == "ben" and by_login["ben"][5] == f"{TOTAL - CHECKS['ex1_loo']:g}"
-    assert by_login["dan"][5] == "" and by_login["eve"][5] == "0"  # waiting for a retry: no grade, not a 0
+    assert by_login["ben"][:2] == ["ben", ""] and by_login["ben"][5] == f"{TOTAL - CHECKS['ex1_loo']:g}"
+    assert "dan" not in by_login and by_login["eve"][5] == "0"  # waiting for a retry: no row, not a 0
     with open(moodle) as fh:
         mrows = {r["ID number"]: r for r in csv.DictReader(fh)}
-    assert list(mrows["ann"]) == ["ID number", "Email address", "First name", "Last name",
+    assert list(mrows["ann"]) == ["Username", "ID number", "Email address", "First name", "Last name",
                                   "Assignment: trolley (Real)"]
     assert mrows["ann"]["Email address"] == "ann@uni.example" and mrows["ann"]["Assignment: trolley (Real)"] == "20"
-    assert mrows["dan"]["Assignment: trolley (Real)"] == ""
+    assert mrows["ann"]["Username"] == "ann" and sorted(mrows) == ["ann", "ben", "cat", "eve"]
