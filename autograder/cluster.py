@@ -376,6 +376,9 @@ def _fit_task(bundle: Bundle, spec, data) -> tuple[dict, bytes | None]:
     return fitted.as_dict(), blob
 
 
+_SECEDED = threading.local()
+
+
 def _dataset_prefix(bundle: Bundle) -> str:
     return f"trusted-{bundle.stop_event.removeprefix('grading-stop-')}-"
 
@@ -422,8 +425,11 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     client = get_client()
     # Give the worker's slot back while this waits, and do not take one again afterwards
     # (rejoin() could wait for a whole submission on another thread): the checks that
-    # follow are a short process beside the worker's next task.
-    secede()
+    # follow are a short process beside the worker's next task. Once per task: a
+    # submission asks for several fits, and a seceded thread ends with its task.
+    if not getattr(_SECEDED, "done", False):
+        secede()
+        _SECEDED.done = True
     mine = False
     try:
         future = client.get_dataset(dataset)
