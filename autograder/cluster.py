@@ -267,10 +267,11 @@ def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
         except PreflightError as error:  # a SystemExit: not to be raised inside a worker
             raise RuntimeError(f"on the Dask worker at {socket.gethostname()}: {error.reason}") from None
         cache = grader_cache()
+        on_dask = _on_dask_worker()
         setup = Setup(code=code, reference=reference, data_dir=data_dir, trusted_cache=cache / "trusted",
                       sandboxed=bundle.sandboxed, limits=bundle.limits, compile_cache=cache / "pytensor-warm",
-                      stop=_stop_flag(bundle.stop_event) if _on_dask_worker() else None,
-                      fit=_shared_fit_for(bundle) if _on_dask_worker() else None)
+                      stop=_stop_flag(bundle.stop_event) if on_dask else None,
+                      fit=_shared_fit_for(bundle) if on_dask else None)
         while len(_SETUPS) >= KEEP_RUNS:  # a long-lived worker forgets older runs
             _SETUPS.pop(next(iter(_SETUPS)))
         _SETUPS[run] = (course, gradebook, setup)
