@@ -411,7 +411,7 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     whichever worker runs the task, and published on the scheduler under
     ``trusted-<run>-<key>`` until the run ends, so that every request for the same key
     waits on that one task."""
-    from distributed import get_client, secede
+    from distributed import Lock, get_client, secede
 
     from . import trusted
     from .spec import key, validate
@@ -432,17 +432,17 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
         secede()
         _SECEDED.done = True
     mine = False
-    try:
-        future = client.get_dataset(dataset)
-    except KeyError:
-        future = client.submit(_fit_task, bundle, spec, data, key=f"{dataset}-{uuid.uuid4().hex[:8]}", pure=False,
-                               priority=100)
+    # One lock per fit, held only to look up or publish it: two submissions asking at the
+    # same moment would otherwise both submit the fit (and the scheduler would log the
+    # second publication's refusal as an error).
+    with Lock(dataset, client=client):
         try:
+            future = client.get_dataset(dataset)
+        except KeyError:
+            future = client.submit(_fit_task, bundle, spec, data, key=f"{dataset}-{uuid.uuid4().hex[:8]}",
+                                   pure=False, priority=100)
             client.publish_dataset(future, name=dataset)
             mine = True
-        except KeyError:  # another worker asked at the same moment: wait on its task instead
-            client.cancel(future)
-            future = client.get_dataset(dataset)
     try:
         record, blob = future.result()
     except Exception as error:  # the fitting worker died repeatedly, or the task failed: the grader's
