@@ -22,7 +22,7 @@ ASSIGNMENT = "trolley"
 def copy_student_notebooks(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    from autograder.testing import release_course
+    from autograder.release import release_course
 
     target = Path(app.outdir) / "exercises" / ASSIGNMENT
     with tempfile.TemporaryDirectory() as folder:

@@ -106,9 +106,12 @@ COMMENT_CELL = {
 NOTEBOOK_OF = {cell: ("1-varying-intercepts" if cell.startswith("ex1") else "2-predictions") for cell in CHECKS}
 #: Payload items that hold a fitted model (posterior draws and specification).
 MODEL_ITEMS = ("m_simple", "m_varying", "m_varying_2")
-CUTPOINT_NAMES = [f"b_Intercept[{k}]" for k in range(1, 7)]
+#: How many participants each prediction exercise asks for.
+N_PARTICIPANTS = 3
+N_NEW_PARTICIPANTS = 2
+CUTPOINT_NAMES = [f"b_Intercept[{k}]" for k in range(1, S.N_CATEGORIES)]
 COEF_NAMES = [f"b_{c}" for c in S.COEFFICIENTS]
-LABELS = {**{f"b_Intercept[{k}]": f"cutpoint {k}" for k in range(1, 7)},
+LABELS = {**{name: f"cutpoint {k}" for k, name in enumerate(CUTPOINT_NAMES, start=1)},
           **{f"b_{c}": f"the coefficient of {c}" for c in S.COEFFICIENTS}, "sd_id__Intercept": "sd(id)"}
 
 
@@ -602,14 +605,15 @@ def check_participants(item: Item, model: Model, reference: dict, data: pd.DataF
         return _result(check, False, problem)
     ids = sorted(frame["id"].astype(str).unique())
     known = set(data["id"].astype(str))
-    if len(ids) != 3:
-        return _result(check, False, f"pred_participants has {len(ids)} participant(s); the exercise asks for 3.")
+    if len(ids) != N_PARTICIPANTS:
+        return _result(check, False, f"pred_participants has {len(ids)} participant(s); the exercise asks for "
+                                     f"{N_PARTICIPANTS}.")
     unknown = [i for i in ids if i not in known]
     if unknown:
         return _result(check, False, f"participant(s) {', '.join(unknown)} are not in the data: pick 3 ids from "
                                      "trolley['id'].")
     stories = frame[S.STORY_COLUMNS].drop_duplicates()
-    if len(stories) != 6:
+    if len(stories) != S.N_STORIES:
         return _result(check, False, f"pred_participants covers {len(stories)} kind(s) of story; predict all six "
                                      "combinations of action, intention and contact in the data.")
     keys = ["id", *S.STORY_COLUMNS, ".category"]
@@ -651,7 +655,7 @@ def check_average(item: Item, model: Model, reference: dict) -> CheckResult:
     ref = S.from_records(reference["predictions"]["average"])
     n_bad, joined = _compare_probabilities(mine, ref, keys)
     if len(mine) != len(ref):
-        return _result(check, False, f"pred_average has {len(mine) // 7} kind(s) of story; predict all six.")
+        return _result(check, False, f"pred_average has {len(mine) // S.N_CATEGORIES} kind(s) of story; predict all six.")
     if n_bad:
         new = S.from_records(reference["predictions"]["new"]["gaussian"])
         n_new, _ = _compare_probabilities(mine, new, keys)
@@ -676,8 +680,9 @@ def check_new(item: Item, model: Model, reference: dict, data: pd.DataFrame) -> 
         return _result(check, False, problem)
     ids = sorted(frame["id"].astype(str).unique())
     in_data = sorted(set(ids) & set(data["id"].astype(str)))
-    if len(ids) != 2:
-        return _result(check, False, f"pred_new has {len(ids)} participant(s); the exercise asks for 2 new ones.")
+    if len(ids) != N_NEW_PARTICIPANTS:
+        return _result(check, False, f"pred_new has {len(ids)} participant(s); the exercise asks for "
+                                     f"{N_NEW_PARTICIPANTS} new ones.")
     if in_data:
         return _result(check, False, f"{', '.join(in_data)} are participants in the data; new participants need "
                                      "ids that are not, e.g. \"New1\" and \"New2\".")
@@ -687,8 +692,9 @@ def check_new(item: Item, model: Model, reference: dict, data: pd.DataFrame) -> 
     messages = []
     for person in ids:
         part = mine[mine["id"] == person].drop(columns="id")
-        if len(part) != 42:
-            return _result(check, False, f"pred_new has {len(part) // 7} kind(s) of story for {person}; predict all six.")
+        if len(part) != S.N_STORIES * S.N_CATEGORIES:
+            return _result(check, False, f"pred_new has {len(part) // S.N_CATEGORIES} kind(s) of story for {person}; "
+                                         "predict all six.")
         fits = {kind: _compare_probabilities(part, S.from_records(reference["predictions"]["new"][kind]), keys)
                 for kind in ("gaussian", "uncertainty")}
         if min(n for n, _ in fits.values()) == 0:

@@ -57,7 +57,7 @@ def _value(value, depth: int = 0):
 def describe(model, idata=None) -> dict:
     """The specification of a ``bambi.Model`` (and how its posterior was sampled)."""
     priors = {}
-    for component_name, component in model.components.items():
+    for component_name, component in model.parameters.items():
         if hasattr(component, "terms"):
             for term_name, term in component.terms.items():
                 if term.prior is not None:

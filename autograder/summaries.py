@@ -38,7 +38,9 @@ CUTPOINTS = "threshold"
 SD_ID = "1|id_sigma"
 INTERCEPTS = "1|id"
 STORY_COLUMNS = ["action", "intention", "contact"]
-N_CATEGORIES = 7
+N_CATEGORIES = 7  # the ratings 1 to 7
+#: The kinds of story: every combination of action, intention and contact in the data.
+N_STORIES = 6
 
 
 def ess(values: np.ndarray, method: str = "mean") -> np.ndarray:

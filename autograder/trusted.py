@@ -66,9 +66,9 @@ class TrustedFit:
 def settings() -> dict:
     """Everything of the grader's that a trusted fit depends on (part of its key)."""
     from course_utils.cache import library_versions
-    from course_utils.fitting import sampling_code_hash
+    from course_utils.fitting import SAMPLING_VERSION
 
-    return {**SETTINGS, "versions": library_versions(), "code": sampling_code_hash()}
+    return {**SETTINGS, "versions": library_versions(), "sampling": SAMPLING_VERSION}
 
 
 def _read_record(path: Path, cache: Path) -> TrustedFit | None:

@@ -137,7 +137,7 @@ def fit_m3(cache):
             "formula": "pulled_left ~ a + b; a ~ 1 + (1 | actor) + (1 | block); b ~ 0 + treatment",
             "family": "bernoulli", "links": {"mu": "logit"}, "nobs": nobs,
         },
-        chains=4, tune=1000, draws=1000, seed=1, target_accept=0.9, cache=cache, refit=True,
+        chains=4, tune=1000, draws=1000, random_seed=1, target_accept=0.9, cache=cache, refit=True,
     )
 
 

@@ -33,12 +33,15 @@ import numpy as np
 import pandas as pd
 
 from autograder import summaries as S
-from autograder import testing
 from autograder.checks import CHECKS, ITEMS, Z, read_trusted
 from autograder.grade import grade_class, grader_cache
 from autograder.payload import read_draws, read_posterior, verify
 from autograder.reference import load_reference, trolley_data
 from autograder.runner import Limits
+
+# The synthetic submissions live with the tests (tests/submissions.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import submissions  # noqa: E402
 
 
 def z_scores(work: Path, reference: dict, data: pd.DataFrame, fits: list[dict]) -> list[tuple[str, float]]:
@@ -92,10 +95,10 @@ def main() -> int:
         states = {p.stem: json.loads(p.read_text()) for p in (course / ".grading" / "trolley").glob("*.json")}
         wall = float("nan")
     else:
-        course = testing.release_course(folder)
+        course = submissions.release_course(folder)
         release, source = course / "release" / "trolley", course / "source" / "trolley"
         for seed in range(1, args.students + 1):
-            testing.correct(release, source, course / "submitted" / f"student{seed:02d}" / "trolley", seed=seed)
+            submissions.correct(release, source, course / "submitted" / f"student{seed:02d}" / "trolley", seed=seed)
         started = time.monotonic()
         states = grade_class(course, "trolley", workers=args.workers, limits=Limits())
         wall = time.monotonic() - started

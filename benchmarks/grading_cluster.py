@@ -39,10 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import testing
 from autograder.grade import grade_class
 from autograder.reference import load_reference
 from autograder.runner import Limits
+
+# The synthetic submissions live with the tests (tests/submissions.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import submissions  # noqa: E402
 
 #: Share of students who write a model nobody else wrote (a new trusted fit each); the
 #: common models are the right two and one per common mistake.
@@ -56,13 +59,13 @@ def write_class(course: Path, correct: int) -> None:
         return course / "submitted" / student / "trolley"
 
     for seed in range(1, correct + 1):
-        testing.correct(release, source, target(f"correct_{seed}"), seed=seed)
+        submissions.correct(release, source, target(f"correct_{seed}"), seed=seed)
     for name in ("no_varying_intercept", "wrong_predictors", "sign_scale_and_average"):
-        testing.write_submission(release, source, target(name), answers=testing.MISTAKES[name])
-    answers, edit = testing.VARIANTS["crash"]
-    testing.write_submission(release, source, target("crash"), answers=answers, edit=edit)
-    testing.not_a_notebook(target("not_a_notebook"))
-    testing.write_submission(release, source, target("fabricated"), answers=testing.fabricated(load_reference()))
+        submissions.write_submission(release, source, target(name), answers=submissions.MISTAKES[name])
+    answers, edit = submissions.VARIANTS["crash"]
+    submissions.write_submission(release, source, target("crash"), answers=answers, edit=edit)
+    submissions.not_a_notebook(target("not_a_notebook"))
+    submissions.write_submission(release, source, target("fabricated"), answers=submissions.fabricated(load_reference()))
 
 
 def grade(engine: str, course: Path, cache: Path, workers: int) -> tuple[dict, float]:
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
     root = Path(args.keep or tempfile.mkdtemp(prefix="grading-cluster-"))
     results = []
     for engine in ("threads", "processes"):
-        course = testing.release_course(root / engine / "course")
+        course = submissions.release_course(root / engine / "course")
         write_class(course, args.correct)
         cache = root / engine / "grader-cache"
         shutil.rmtree(cache, ignore_errors=True)

@@ -29,7 +29,7 @@ import nutpie
 import numpy as np
 
 from course_utils.data import load
-from course_utils.fitting import _ordered_threshold_prior, _threshold_start
+from course_utils.fitting import _keep_cutpoints_ordered, _threshold_start
 
 CHAINS, TUNE, DRAWS, SEED = 2, 1000, 500, 71
 
@@ -37,10 +37,11 @@ CHAINS, TUNE, DRAWS, SEED = 2, 1000, 500, 71
 def trolley_model() -> bmb.Model:
     data = load("trolley")[["response", "action", "intention", "contact", "id"]].copy()
     data["response"] = data["response"].astype(int).astype("category").cat.as_ordered()
-    priors = _ordered_threshold_prior("cumulative", {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5),
-                                                     "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1))})
+    priors = {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5),
+              "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1))}
     model = bmb.Model("response ~ action + intention + contact + (1 | id)", data, family="cumulative",
                       priors=priors, noncentered=False)
+    _keep_cutpoints_ordered(model)
     model.build()
     return model
 

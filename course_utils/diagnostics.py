@@ -6,7 +6,6 @@ those a summary shows, and fails on a missing value as well as on a bad one.
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import xarray as xr
 

@@ -1,33 +1,40 @@
 """Fit models with explicit seeds, through the fit cache.
 
-``fit_bambi`` is the one call chapters, exercises and the grader use to fit a Bambi
-model: it builds the model, and samples only when no cached fit matches everything that
-determines the posterior (see :mod:`course_utils.cache`). ``fit_pymc`` does the same for
-a hand-written PyMC model, keyed on the model's log-density graph and every constant in
-it (priors' parameters, data, indices).
+A chapter builds its model with Bambi, in view, and fits it with :func:`fit`, which takes
+:meth:`bambi.Model.fit`'s own keyword arguments and adds only what Bambi lacks:
+
+- a fit cache in the spirit of brms's ``file=`` argument (:mod:`course_utils.cache`),
+  keyed on the model's PyMC graph, the sampler settings, the seed and the library
+  versions, so a book build samples each model once;
+- for a cumulative model with a prior on its cutpoints, the ordered transform Bambi drops
+  (see :func:`_keep_cutpoints_ordered`) and a starting point the sampler can use;
+- for ``inference_method="nutpie"``, the starting point and the pointwise
+  log-likelihood, which ``pm.sample(nuts_sampler="nutpie")`` (Bambi's route) ignores.
+
+Replacing ``fit(model, "m2", random_seed=9, ...)`` by ``model.fit(random_seed=9, ...)``
+gives the same posterior up to Monte Carlo error, without the cache.
+:func:`fit_pymc` does the same for a hand-written PyMC model. :func:`fit_bambi` builds
+the Bambi model from its arguments first (the grader rebuilds students' models that way).
 
 Example (not run here: it needs a fit)::
 
     import bambi as bmb
-    from course_utils.fitting import fit_bambi
-    m2, m2_idata = fit_bambi(
-        "m2", "con ~ 1 + (1 | id)", mlm, family="gaussian",
+    from course_utils.fitting import fit
+    m2 = bmb.Model(
+        "con ~ 1 + (1 | id)", mlm, categorical=["id"],
         priors={"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5),
                 "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-                "sigma": bmb.Prior("Exponential", lam=1)},
-        categorical=["id"], seed=9)
+                "sigma": bmb.Prior("Exponential", lam=1)})
+    m2_idata = fit(m2, "m2", draws=1000, tune=1000, chains=4, random_seed=9)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import inspect
 import os
-import sys
 from collections.abc import Mapping, Sequence
 
-import arviz as az
 import bambi as bmb
 import numpy as np
 import pandas as pd
@@ -39,10 +46,16 @@ from pytensor.graph.traversal import ancestors
 import xarray as xr
 
 from .cache import cached_idata, to_jsonable
+from .progress import hooks
 
-__all__ = ["data_hash", "fit_bambi", "fit_key", "fit_pymc", "fit_spec", "pymc_model_key", "sampling_code_hash"]
+__all__ = ["SAMPLING_VERSION", "data_hash", "fit", "fit_bambi", "fit_pymc", "fit_spec", "pymc_model_key"]
 
 SPEC_ATTR = "course_spec"
+
+#: The version of how this module samples, part of every fit's key. Bump it by hand when a
+#: change here changes the draws a fit gives (a starting point, a transform, what is
+#: stored); edits that change no draw (a docstring, a rename) leave cached fits valid.
+SAMPLING_VERSION = 2
 
 
 def data_hash(data: pd.DataFrame) -> str:
@@ -63,46 +76,23 @@ def data_hash(data: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-# fit_bambi's model and sampler settings, with their defaults; all of them are in the key.
-MODEL_DEFAULTS = {"family": "gaussian", "priors": None, "link": None, "categorical": None, "noncentered": True}
-SAMPLER_DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4, "sampler": "pymc", "log_likelihood": True}
+def _fit_key(model: bmb.Model, *, random_seed: int, draws: int, tune: int, chains: int, inference_method: str,
+             log_likelihood: bool, kwargs: Mapping) -> dict:
+    """Everything that determines a built Bambi model's posterior, as a plain dict.
 
-
-# The functions whose code decides how a model is sampled; their source is part of every
-# fit's key, so changing them (say, the cutpoints' starting point) refits.
-_SAMPLING_CODE = ("_sample_nutpie", "_run_kwargs", "_ordered_threshold_prior", "_threshold_start",
-                  "fit_bambi", "fit_pymc")
-
-
-def sampling_code_hash() -> str:
-    """SHA-256 of the source of the course's sampling functions."""
-    module = sys.modules[__name__]
-    source = "".join(inspect.getsource(getattr(module, name)) for name in _SAMPLING_CODE)
-    return hashlib.sha256(source.encode()).hexdigest()
-
-
-def fit_key(formula: str, data: pd.DataFrame, *, seed: int, sample_kwargs: Mapping | None = None, **settings) -> dict:
-    """Everything that determines a Bambi fit's posterior, as a plain dict.
-
-    ``settings`` are :func:`fit_bambi`'s model and sampler arguments (``family``,
-    ``priors``, ``link``, ``categorical``, ``noncentered``, ``draws``, ``tune``,
-    ``chains``, ``sampler``, ``log_likelihood``); missing ones take their defaults.
-    ``cores`` and ``progressbar`` are not settings: they change how the chains run, not
-    the draws (each chain's seed is derived from ``seed``).
+    The model enters as its PyMC graph (:func:`pymc_model_key`): the formula, family,
+    link, priors (Bambi's automatic ones as the numbers it chose), parameterisation and
+    data all change that graph or its constants. ``cores`` and ``progressbar`` are not
+    in it: they change how the chains run, not the draws (each chain's seed is derived
+    from ``random_seed``).
     """
-    unknown = set(settings) - set(MODEL_DEFAULTS) - set(SAMPLER_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown fit setting(s) {sorted(unknown)}")
-    merged = {**MODEL_DEFAULTS, **SAMPLER_DEFAULTS, **settings}
-    merged["categorical"] = sorted(merged["categorical"] or [])
     return {
         "interface": "bambi",
-        "code": sampling_code_hash(),
-        "formula": str(formula),
-        "data": data_hash(data),
-        "seed": seed,
-        **{name: to_jsonable(value) for name, value in merged.items()},
-        "sample_kwargs": to_jsonable(sample_kwargs or {}),
+        "version": SAMPLING_VERSION,
+        "model": pymc_model_key(model.backend.model),
+        "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
+        "inference_method": inference_method, "log_likelihood": log_likelihood,
+        "kwargs": to_jsonable(dict(kwargs)),
     }
 
 
@@ -132,7 +122,7 @@ def _sample_nutpie(
     idata = nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, seed=seed, save_warmup=False,
         cores=cores if cores is not None else min(chains, os.cpu_count() or 1),
-        progress_bar=progressbar, **nutpie_kwargs,
+        progress_bar=progressbar, **hooks("nutpie", chains=chains, tune=tune, draws=draws), **nutpie_kwargs,
     )
     # nutpie also stores the sampler's unconstrained values (sigma_log__, ...): not parameters.
     raw = {model.rvs_to_values[rv].name for rv in model.free_RVs} - {rv.name for rv in model.free_RVs}
@@ -168,28 +158,30 @@ def _brms_links(model: bmb.Model) -> dict[str, str]:
     links = {"mu": model.family.link[parent].name}
     for param in model.family.likelihood.params:
         if param != parent and param in model.family.link and param != "threshold":
-            modelled = param in model.distributional_components
+            modelled = param in model.conditional_parameters
             links[param] = model.family.link[param].name if modelled else "identity"
     return links
 
 
-def _ordered_threshold_prior(family, priors: dict) -> dict:
-    """Keep a user's prior on a cumulative model's cutpoints a prior on *ordered* cutpoints.
+def _keep_cutpoints_ordered(model: bmb.Model) -> None:
+    """Make a user's prior on a cumulative model's cutpoints a prior on *ordered* cutpoints.
 
-    In Bambi (0.17 to 0.21.0 at least) a prior given for ``threshold`` replaces Bambi's own,
+    In Bambi (0.17 to 0.21 at least) a prior given for ``threshold`` replaces Bambi's own,
     ordered transform included, so the cutpoints are no longer kept in order and the model
     fails at its starting point (all cutpoints 0; nutpie: "All initialization points
     failed"). No upstream issue existed when this was checked; the report to file is
-    ``upstream/bambi-threshold-prior.md``. The ordered transform is added back here; see
-    :func:`_threshold_start` for the starting point. (Bambi's ``sratio`` cutpoints are not
-    ordered, and are left alone.)
+    ``upstream/bambi-threshold-prior.md``. The transform is added back with
+    :meth:`bambi.Model.set_priors`; see :func:`_threshold_start` for the starting point.
+    (Bambi's ``sratio`` cutpoints are not ordered, and are left alone.)
     """
-    name = family if isinstance(family, str) else getattr(family, "name", None)
-    prior = priors.get("threshold")
-    if name != "cumulative" or prior is None or "transform" in prior.args:
-        return priors
-    ordered = bmb.Prior(prior.name, **prior.args, transform=pm.distributions.transforms.ordered)
-    return {**priors, "threshold": ordered}
+    component = model.parameters.get("threshold")
+    prior = getattr(component, "prior", None)
+    if model.family.name != "cumulative" or not isinstance(prior, bmb.Prior) or "transform" in prior.args:
+        return
+    if prior is model.family.default_priors.get("threshold"):
+        return  # Bambi's own prior, already ordered
+    model.set_priors(priors={"threshold": bmb.Prior(prior.name, **prior.args,
+                                                    transform=pm.distributions.transforms.ordered)})
 
 
 def _threshold_start(model: bmb.Model) -> dict:
@@ -199,10 +191,10 @@ def _threshold_start(model: bmb.Model) -> dict:
     Given to the sampler, not set on the model: PyMC cannot compute the log-likelihood of
     a model with initial values of its own.
     """
-    prior = model.components["threshold"].prior if "threshold" in model.components else None
-    if model.family.name != "cumulative" or prior is None or "transform" not in prior.args:
+    prior = model.parameters["threshold"].prior if "threshold" in model.parameters else None
+    if model.family.name != "cumulative" or prior is None or "transform" not in getattr(prior, "args", {}):
         return {}
-    term = model.response_component.term
+    term = model.response_term
     codes = np.asarray(term.data).astype(int)  # 0 .. K-1, in Bambi's order of the levels
     shares = np.cumsum(np.bincount(codes, minlength=len(term.levels)) / len(codes))[:-1]
     shares = np.clip(shares, 1e-3, 1 - 1e-3)  # an unobserved first or last category
@@ -212,8 +204,94 @@ def _threshold_start(model: bmb.Model) -> dict:
 
 
 def fit_spec(idata: xr.DataTree) -> dict:
-    """The description :func:`fit_bambi` stored with a fit (formula, family, sizes)."""
+    """The description :func:`fit` stored with a fit (formula, family, sizes)."""
     return json.loads(idata.posterior.attrs.get(SPEC_ATTR, "{}"))
+
+
+def fit(
+    model: bmb.Model,
+    name: str,
+    *,
+    random_seed: int,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    inference_method: str = "pymc",
+    log_likelihood: bool = True,
+    cores: int | None = None,
+    progressbar: bool = False,
+    cache: str | os.PathLike | None = None,
+    refit: bool = False,
+    **kwargs,
+) -> xr.DataTree:
+    """``model.fit(...)`` through the fit cache: the posterior, sampled or loaded.
+
+    Bambi has no fit cache (brms has ``file=``); this is what the function adds, with the
+    ordered cutpoints and starting point of a cumulative model (see the module docs).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        Built here if it is not built yet. For a cumulative family with a prior on
+        ``threshold``, that prior is made ordered first (:func:`_keep_cutpoints_ordered`).
+    name : str
+        The fit's name in the cache, e.g. ``"m2"``.
+    random_seed : int
+        Required: the same model, settings and seed give the same draws.
+    draws, tune, chains, inference_method, cores, **kwargs
+        As in :meth:`bambi.Model.fit` (brms's ``iter = tune + draws``, ``warmup = tune``).
+        ``inference_method="nutpie"`` samples with nutpie, and extra keyword arguments
+        (e.g. ``low_rank_modified_mass_matrix=True``) then go to ``nutpie.sample``;
+        otherwise they go to ``model.fit`` (e.g. ``target_accept=0.9``). Extra keyword
+        arguments are part of the cache key.
+    log_likelihood : bool
+        Store the pointwise log-likelihood (needed for LOO): ``model.fit``'s
+        ``idata_kwargs={"log_likelihood": True}``.
+    progressbar : bool
+        Sampler progress bars (off: the course reports progress in the terminal).
+    cache : path, optional
+        The cache folder (default :func:`course_utils.cache.cache_dir`).
+    refit : bool
+        Sample even when a matching cached fit exists.
+
+    Returns
+    -------
+    xarray.DataTree
+        What ``model.fit`` returns: posterior, sample_stats, observed_data and, with
+        ``log_likelihood``, log_likelihood.
+    """
+    _keep_cutpoints_ordered(model)
+    if not model.built:
+        model.build()
+    key = _fit_key(model, random_seed=random_seed, draws=draws, tune=tune, chains=chains,
+                   inference_method=inference_method, log_likelihood=log_likelihood, kwargs=kwargs)
+    start = _threshold_start(model)
+
+    def sample() -> xr.DataTree:
+        extra = dict(kwargs)
+        if inference_method == "nutpie":
+            extra["initial_points"] = {**start, **extra.get("initial_points", {})}
+            idata = _sample_nutpie(
+                model.backend.model, draws=draws, tune=tune, chains=chains, seed=random_seed, cores=cores,
+                progressbar=progressbar, log_likelihood=log_likelihood, **extra,
+            )
+            # Bambi's own post-processing: drop offsets, order dims, undo predictor centring.
+            return model.backend._clean_results(idata, omit_offsets=True, include_response_params=False)
+        if start:
+            extra["initvals"] = {**start, **extra.get("initvals", {})}
+        if inference_method == "pymc":
+            extra.update(hooks("pymc", chains=chains, tune=tune, draws=draws))
+        return model.fit(
+            draws=draws, tune=tune, chains=chains, random_seed=random_seed, inference_method=inference_method,
+            **_run_kwargs(chains, cores, progressbar, log_likelihood), **extra,
+        )
+
+    idata = cached_idata(name, key, sample, folder=cache, refit=refit)
+    _describe(idata, {
+        "formula": str(getattr(model.formula, "main", model.formula)), "family": model.family.name, "links": _brms_links(model),
+        "nobs": int(len(model.data)), "response": model.response_term.name,
+    }, name=name, tune=tune, sampler=inference_method, seed=random_seed)
+    return idata
 
 
 def fit_bambi(
@@ -226,90 +304,29 @@ def fit_bambi(
     link=None,
     categorical: Sequence[str] | None = None,
     noncentered: bool = True,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
     seed: int,
     sampler: str = "pymc",
-    log_likelihood: bool = True,
-    cores: int | None = None,
-    progressbar: bool = False,
-    cache: str | os.PathLike | None = None,
-    refit: bool = False,
-    **sample_kwargs,
+    **fit_kwargs,
 ) -> tuple[bmb.Model, xr.DataTree]:
-    """Build a Bambi model and return it with its posterior, fitted or from the cache.
+    """Build a :class:`bambi.Model` from its arguments and :func:`fit` it.
 
-    Parameters
-    ----------
-    name : str
-        The fit's name in the cache, e.g. ``"m2"``.
-    formula, data, family, priors, link, categorical, noncentered
-        Passed to :class:`bambi.Model`. For a cumulative family, a prior on
-        ``threshold`` is kept ordered (see :func:`_ordered_threshold_prior`).
-    draws, tune, chains : int
-        Post-warm-up draws and warm-up iterations per chain, and the number of chains
-        (brms's ``iter = tune + draws``, ``warmup = tune``).
-    seed : int
-        Required: the same inputs and seed give the same draws.
-    sampler : str
-        ``"pymc"`` (PyMC's NUTS), ``"nutpie"`` (nutpie on Bambi's PyMC model; extra
-        keyword arguments such as ``adaptation="low_rank"`` go to
-        ``nutpie.sample``) or another of Bambi's ``inference_method`` values.
-    log_likelihood : bool
-        Store the pointwise log-likelihood (needed for LOO).
-    cores, progressbar
-        How to run the chains; default one process per core, no progress bar.
-    cache : path, optional
-        The cache folder (default :func:`course_utils.cache.cache_dir`).
-    refit : bool
-        Sample even when a matching cached fit exists.
-    **sample_kwargs
-        Passed on to the sampler (e.g. ``target_accept=0.95``); part of the cache key.
+    For code that holds a model as data rather than writing it out (the grader refits
+    students' models from their specifications, the benchmarks loop over the lecture's
+    models); a chapter writes ``bmb.Model(...)`` and calls :func:`fit` itself.
+    ``formula, data, family, priors, link, categorical, noncentered`` go to
+    :class:`bambi.Model`; ``seed`` and ``sampler`` are :func:`fit`'s ``random_seed`` and
+    ``inference_method``; other keyword arguments go to :func:`fit`.
 
     Returns
     -------
     (bambi.Model, xarray.DataTree)
         The built model (for predictions) and its posterior.
     """
-    settings = dict(
-        family=family, priors=priors, link=link, categorical=categorical, noncentered=noncentered,
-        draws=draws, tune=tune, chains=chains, sampler=sampler, log_likelihood=log_likelihood,
-    )
-    key = fit_key(formula, data, seed=seed, sample_kwargs=sample_kwargs, **settings)
     model = bmb.Model(
-        formula, data, family=family, priors=_ordered_threshold_prior(family, dict(priors or {})) or None,
-        link=link, categorical=list(categorical) if categorical else None, noncentered=noncentered,
+        formula, data, family=family, priors=dict(priors) if priors else None, link=link,
+        categorical=list(categorical) if categorical else None, noncentered=noncentered,
     )
-    start = _threshold_start(model)
-
-    def sample() -> xr.DataTree:
-        if sampler == "nutpie":
-            model.build()
-            extra = dict(sample_kwargs)
-            extra["initial_points"] = {**start, **extra.get("initial_points", {})}
-            idata = _sample_nutpie(
-                model.backend.model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
-                progressbar=progressbar, log_likelihood=log_likelihood, **extra,
-            )
-            # Bambi's own post-processing: drop offsets, order dims, undo predictor centring.
-            return model.backend._clean_results(idata, omit_offsets=True, include_response_params=False)
-        extra = dict(sample_kwargs)
-        if start:
-            extra["initvals"] = {**start, **extra.get("initvals", {})}
-        return model.fit(
-            draws=draws, tune=tune, chains=chains, random_seed=seed, inference_method=sampler,
-            **_run_kwargs(chains, cores, progressbar, log_likelihood), **extra,
-        )
-
-    idata = cached_idata(name, key, sample, folder=cache, refit=refit)
-    _describe(idata, {
-        "formula": str(formula), "family": model.family.name, "links": _brms_links(model),
-        "nobs": int(len(data)), "response": model.response_component.response.name,
-    }, name=name, tune=tune, sampler=sampler, seed=seed)
-    if not model.built:
-        model.build()
-    return model, idata
+    return model, fit(model, name, random_seed=seed, inference_method=sampler, **fit_kwargs)
 
 
 def pymc_model_key(model: pm.Model) -> dict:
@@ -349,8 +366,8 @@ def fit_pymc(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    seed: int,
-    sampler: str = "pymc",
+    random_seed: int,
+    nuts_sampler: str = "pymc",
     log_likelihood: bool = True,
     cores: int | None = None,
     progressbar: bool = False,
@@ -358,35 +375,36 @@ def fit_pymc(
     refit: bool = False,
     **sample_kwargs,
 ) -> xr.DataTree:
-    """Sample a hand-written PyMC model, or load its cached posterior.
+    """``pm.sample(...)`` for a hand-written PyMC model, through the fit cache.
 
-    ``sampler`` is ``"pymc"`` (PyMC's NUTS) or ``"nutpie"``; extra keyword arguments go to
-    the sampler (for nutpie e.g. ``adaptation="low_rank"`` or
-    ``initial_points={...}``) and are part of the cache key.
+    The keyword arguments are ``pm.sample``'s: ``nuts_sampler`` is ``"pymc"`` (PyMC's
+    NUTS) or ``"nutpie"`` (through :func:`_sample_nutpie`); extra keyword arguments go to
+    the sampler (e.g. ``target_accept=0.9``; for nutpie ``adaptation="low_rank"``) and are
+    part of the cache key, with the model's graph (:func:`pymc_model_key`).
 
     ``description`` is what the brms-style summary prints in its header: ``formula``,
     ``family``, ``links`` (e.g. ``{"mu": "logit"}``) and ``nobs``. Name the model's
     variables the brms way (``b_...``, ``sd_<group>__...``, ``r_<group>...``) so the
     course's summaries, draws and predictions read them. Other arguments as in
-    :func:`fit_bambi`.
+    :func:`fit`.
     """
     key = {
         "interface": "pymc",
-        "code": sampling_code_hash(),
+        "version": SAMPLING_VERSION,
         "model": pymc_model_key(model),
-        "sampler": sampler,
+        "nuts_sampler": nuts_sampler,
         "draws": draws,
         "tune": tune,
         "chains": chains,
-        "seed": seed,
+        "random_seed": random_seed,
         "log_likelihood": log_likelihood,
         "sample_kwargs": to_jsonable(sample_kwargs),
     }
 
     def sample() -> xr.DataTree:
-        if sampler == "nutpie":
+        if nuts_sampler == "nutpie":
             return _sample_nutpie(
-                model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
+                model, draws=draws, tune=tune, chains=chains, seed=random_seed, cores=cores,
                 progressbar=progressbar, log_likelihood=log_likelihood, **sample_kwargs,
             )
         with model:
@@ -394,11 +412,12 @@ def fit_pymc(
             # installed and no callback is given, so the draws would depend on whether the
             # progress callback is there.
             return pm.sample(
-                draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler="pymc",
-                **_run_kwargs(chains, cores, progressbar, log_likelihood), **sample_kwargs,
+                draws=draws, tune=tune, chains=chains, random_seed=random_seed, nuts_sampler="pymc",
+                **_run_kwargs(chains, cores, progressbar, log_likelihood),
+                **hooks("pymc", chains=chains, tune=tune, draws=draws), **sample_kwargs,
             )
 
     idata = cached_idata(name, key, sample, folder=cache, refit=refit)
-    _describe(idata, description, name=name, tune=tune, sampler=sampler, seed=seed)
+    _describe(idata, description, name=name, tune=tune, sampler=nuts_sampler, seed=random_seed)
     return idata
 

@@ -34,14 +34,14 @@ import pandas as pd
 from scipy.special import logsumexp
 import xarray as xr
 
-__all__ = ["Loo", "loo", "loo_compare", "pareto_k_threshold"]
+__all__ = ["Loo", "loo", "loo_compare"]
 
 COMPARE_COLUMNS = [
     "elpd_diff", "se_diff", "elpd_loo", "se_elpd_loo", "p_loo", "se_p_loo", "looic", "se_looic",
 ]
 
 
-def pareto_k_threshold(n_draws: int) -> float:
+def _pareto_k_threshold(n_draws: int) -> float:
     """The loo package's threshold for a reliable Pareto k: ``min(1 - 1/log10(S), 0.7)``."""
     return min(1 - 1 / math.log10(n_draws), 0.7)
 
@@ -92,7 +92,7 @@ class Loo:
     def pareto_k_table(self) -> pd.DataFrame:
         """Counts and shares of observations by Pareto k: good, bad, very bad."""
         k = self.pointwise["pareto_k"].to_numpy()
-        threshold = pareto_k_threshold(self.n_draws)
+        threshold = _pareto_k_threshold(self.n_draws)
         labels = [f"(-Inf, {threshold:.2g}] (good)", f"({threshold:.2g}, 1] (bad)", "(1, Inf) (very bad)"]
         counts = [int((k <= threshold).sum()), int(((k > threshold) & (k <= 1)).sum()), int((k > 1).sum())]
         return pd.DataFrame({"Count": counts, "Pct.": [100 * c / len(k) for c in counts]}, index=labels)
@@ -100,7 +100,7 @@ class Loo:
     def bad_observations(self) -> pd.Index:
         """Rows whose Pareto k is above the threshold (their LOO estimate is unreliable)."""
         k = self.pointwise["pareto_k"]
-        return k.index[k > pareto_k_threshold(self.n_draws)]
+        return k.index[k > _pareto_k_threshold(self.n_draws)]
 
     def __str__(self) -> str:
         return (

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 
-import arviz as az
 import numpy as np
 import xarray as xr
 

@@ -18,12 +18,12 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["histospark", "precis", "pretty_breaks"]
+__all__ = ["precis"]
 
 SPARKS = "\u2581\u2582\u2583\u2585\u2587"
 
 
-def pretty_breaks(low: float, high: float, n: int = 10) -> np.ndarray:
+def _pretty_breaks(low: float, high: float, n: int = 10) -> np.ndarray:
     """About ``n`` equal bins with round edges covering ``[low, high]`` (R's ``pretty()``)."""
     if high == low:
         return np.array([low - 0.5, high + 0.5])
@@ -42,13 +42,13 @@ def pretty_breaks(low: float, high: float, n: int = 10) -> np.ndarray:
     return np.arange(start, stop + 1) * unit
 
 
-def histospark(values, width: int = 10) -> str:
+def _histospark(values, width: int = 10) -> str:
     """A histogram as a string of unicode blocks, one per bin (rethinking's ``histospark``)."""
     x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     x = x[np.isfinite(x)]  # like R's hist(), which ignores NA; infinities have no bin
     if x.size == 0:
         return ""
-    edges = pretty_breaks(x.min(), x.max(), width)
+    edges = _pretty_breaks(x.min(), x.max(), width)
     # R's hist(): right-closed bins, the first one closed on the left too.
     bins = np.clip(np.searchsorted(edges, x, side="left") - 1, 0, len(edges) - 2)
     counts = np.bincount(bins, minlength=len(edges) - 1)
@@ -64,7 +64,7 @@ def precis(data: pd.DataFrame, prob: float = 0.89) -> pd.DataFrame:
     for name, column in data.items():
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             x = column.dropna().astype(float)
-            rows[name] = [x.mean(), x.std(), x.quantile(lo), x.quantile(hi), histospark(x)]
+            rows[name] = [x.mean(), x.std(), x.quantile(lo), x.quantile(hi), _histospark(x)]
         else:
             rows[name] = [np.nan, np.nan, np.nan, np.nan, ""]
     return pd.DataFrame.from_dict(rows, orient="index", columns=["mean", "sd", lo_name, hi_name, "histogram"])

@@ -39,7 +39,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -49,10 +48,7 @@ from .names import level_name as _level
 from scipy.special import expit
 from scipy.stats import norm
 
-__all__ = [
-    "LinearModel", "VaryingIntercept", "epred_draws", "from_bambi", "linear_predictor", "linpred_draws",
-    "predicted_draws",
-]
+__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "linear_predictor", "linpred_draws", "predicted_draws"]
 
 CLUSTERS = ("sample", "average", "new")
 NEW_LEVELS = ("gaussian", "uncertainty")
@@ -113,7 +109,7 @@ class LinearModel:
             raise ValueError("a cumulative model needs the name of its thresholds variable")
 
 
-def from_bambi(model, idata: xr.DataTree) -> LinearModel:
+def _from_bambi(model, idata: xr.DataTree) -> LinearModel:
     """Describe a fitted Bambi model with varying intercepts as a :class:`LinearModel`.
 
     The population-level part is Bambi's own: its design matrix for the new data times
@@ -123,7 +119,7 @@ def from_bambi(model, idata: xr.DataTree) -> LinearModel:
     if family not in FAMILIES:
         raise NotImplementedError(f"predictions for the {family} family are not implemented")
     parent = model.family.likelihood.parent
-    component = model.components[parent]
+    component = model.parameters[parent]
     if component.offset_terms or component.hsgp_terms:
         raise NotImplementedError("predictions for models with offset or HSGP terms are not implemented")
     varying = {}
@@ -160,7 +156,7 @@ def _as_linear_model(fit) -> LinearModel:
     if isinstance(fit, LinearModel):
         return fit
     if isinstance(fit, tuple) and len(fit) == 2:
-        return from_bambi(*fit)
+        return _from_bambi(*fit)
     raise TypeError("pass a LinearModel or the (model, idata) pair that fit_bambi returns")
 
 

@@ -16,16 +16,17 @@ progress goes there. In plain Python it goes to ``sys.stderr``. Set ``COURSE_PRO
 to a file to append it there instead (e.g. ``/dev/tty``), or to ``off`` for silence.
 Inside pytest the kernel keeps no such copy, and nothing is reported.
 
-How it follows the chains. PyMC's ``pm.sample`` calls a ``callback`` after every draw,
-warm-up included; nutpie renders a progress template (every half second) and hands the
-text to a function. :func:`reporting` wraps ``pymc.sample`` and ``nutpie.sample`` for
-the length of one fit to pass those hooks in. They change how progress is shown, never
-which draws are made, so the fit cache's keys leave them out.
+How it follows the chains. Through the samplers' public progress hooks: PyMC's
+``pm.sample(callback=...)``, called after every draw (warm-up included), and nutpie's
+``nutpie.sample(progress_callback=...)``, called every half second with each chain's
+progress. While :func:`reporting` runs, :func:`hooks` gives the sampling code the keyword
+arguments to pass (nothing when there is no terminal). They change how progress is
+shown, never which draws are made, so the fit cache's keys leave them out.
 """
 
 from __future__ import annotations
 
-import functools
+import contextvars
 import io
 import os
 import sys
@@ -34,16 +35,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["ENV_PROGRESS", "FitProgress", "format_duration", "reporting", "terminal"]
+__all__ = ["ENV_PROGRESS", "FitProgress", "hooks", "reporting"]
 
 ENV_PROGRESS = "COURSE_PROGRESS"
 _OFF = {"0", "off", "no", "false", "none"}
 
 
-def format_duration(seconds: float) -> str:
+def _format_duration(seconds: float) -> str:
     """``75`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``.
 
-    >>> format_duration(75), format_duration(3725), format_duration(4.4)
+    >>> _format_duration(75), _format_duration(3725), _format_duration(4.4)
     ('1:15', '1:02:05', '0:04')
     """
     seconds = round(max(seconds, 0))
@@ -52,7 +53,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def terminal() -> TextIO | None:
+def _terminal() -> TextIO | None:
     """The stream progress goes to, or None when there is none (see the module docs)."""
     setting = os.environ.get(ENV_PROGRESS, "").strip()
     if setting.lower() in _OFF:
@@ -88,7 +89,6 @@ class FitProgress:
         self.last_shown: float | None = None
         self.done: list[int] = []
         self.per_chain = 0
-        self.status = ""  # a sampler's own summary line (nutpie), used instead of counts
         self.first: tuple[float, int] | None = None  # (time, iterations) at the first update
         self._open_line = False
 
@@ -103,7 +103,6 @@ class FitProgress:
     def begin(self, sampler: str, chains: int, tune: int, draws: int) -> None:
         self.done = [0] * chains
         self.per_chain = tune + draws
-        self.status = ""
         self.first = None
         self._write(f"[{self.name}] fitting with {sampler}: {chains} chains x ({tune} warm-up + {draws} draws)",
                     final=True)
@@ -117,8 +116,18 @@ class FitProgress:
             self.first = (self.clock(), sum(self.done))
         self._maybe_show()
 
-    def show_status(self, status: str) -> None:
-        self.status = status.strip()
+    def pymc_callback(self, trace, draw) -> None:
+        """PyMC's ``callback``: one more iteration of chain ``draw.chain``."""
+        self.advance(draw.chain)
+
+    def nutpie_callback(self, chains) -> None:
+        """nutpie's ``progress_callback``: every chain's finished iterations so far."""
+        for chain, state in enumerate(chains):
+            if chain >= len(self.done):
+                self.done.append(0)
+            self.done[chain] = int(state.finished_draws)
+        if self.first is None:
+            self.first = (self.clock(), sum(self.done))
         self._maybe_show()
 
     def _maybe_show(self) -> None:
@@ -129,13 +138,11 @@ class FitProgress:
 
     def line(self, now: float | None = None) -> str:
         elapsed = (self.clock() if now is None else now) - self.started
-        if self.status:
-            return f"[{self.name}] {self.status} | {format_duration(elapsed)} elapsed"
         total = self.per_chain * len(self.done)
         finished = sum(self.done)
         chains = " | ".join(f"chain {i + 1} {n}/{self.per_chain}" for i, n in enumerate(self.done))
         share = finished / total if total else 0.0
-        return f"[{self.name}] {share:.0%} | {chains} | {format_duration(elapsed)} elapsed, {self._left(now, total)}"
+        return f"[{self.name}] {share:.0%} | {chains} | {_format_duration(elapsed)} elapsed, {self._left(now, total)}"
 
     def _left(self, now: float | None, total: int) -> str:
         """Time left at the rate since the first iteration (compiling and starting the
@@ -146,97 +153,51 @@ class FitProgress:
         since, made = now - self.first[0], sum(self.done) - self.first[1]
         if made < 0.01 * total or since <= 0:
             return "time left: estimating"
-        return f"~{format_duration(since / made * (total - sum(self.done)))} left"
+        return f"~{_format_duration(since / made * (total - sum(self.done)))} left"
 
     def end(self, ok: bool) -> None:
-        elapsed = format_duration(self.clock() - self.started)
+        elapsed = _format_duration(self.clock() - self.started)
         self._write(f"[{self.name}] {'done in' if ok else 'failed after'} {elapsed}", final=True)
 
 
-# nutpie's progress template (rendered by nutpie itself; the variables are nutpie's).
-NUTPIE_TEMPLATE = (
-    "{{ total_finished_draws }}/{{ total_draws }} iterations | chains"
-    "{% for chain in chains %} {{ chain.finished_draws }}/{{ chain.total_draws }}"
-    "{% if chain.tuning %} (warm-up){% endif %}{% if not loop.last %},{% endif %}{% endfor %}"
-    "{% if time_remaining_estimate %} | ~{{ time_remaining_estimate }} left{% endif %}"
-)
+# The fit being reported in this thread (or task), set by :func:`reporting`.
+_CURRENT: contextvars.ContextVar[FitProgress | None] = contextvars.ContextVar("course_fit_progress", default=None)
+
+#: How often nutpie calls back, in milliseconds.
+NUTPIE_RATE_MS = 500
 
 
-def _pymc_sample(original: Callable, progress: FitProgress) -> Callable:
-    @functools.wraps(original)
-    def sample(*args, **kwargs):
-        # The course always passes chains, tune and draws; otherwise PyMC's defaults.
-        cores = kwargs.get("cores") or min(4, os.cpu_count() or 1)
-        chains = kwargs.get("chains") or max(2, cores)
-        progress.begin("PyMC", chains, kwargs.get("tune", 1000), kwargs.get("draws", 1000))
-        user_callback = kwargs.pop("callback", None)
-
-        def callback(trace, draw):
-            progress.advance(draw.chain)
-            if user_callback is not None:
-                user_callback(trace=trace, draw=draw)
-
-        return original(*args, callback=callback, **kwargs)
-
-    return sample
-
-
-def _nutpie_sample(original: Callable, progress: FitProgress) -> Callable:
-    from nutpie import _lib
-
-    @functools.wraps(original)
-    def sample(compiled_model, *args, **kwargs):
-        chains, tune, draws = (kwargs.get(k) for k in ("chains", "tune", "draws"))
-        # The course always passes them; otherwise nutpie's defaults (6 chains, 300 + 1000).
-        progress.begin("nutpie", chains or 6, 300 if tune is None else tune, 1000 if draws is None else draws)
-        cls = type(compiled_model)
-        make_sampler = cls._make_sampler
-
-        # nutpie's own progress type replaced by a callback; the arguments after it (the
-        # trace store, and in nutpie 0.16.11 an extra callback and its rate) are passed on.
-        def with_progress(self, settings, init_mean, cores, progress_type, *rest):
-            progress_type = _lib.ProgressType.template_callback(500, NUTPIE_TEMPLATE, cores, progress.show_status)
-            return make_sampler(self, settings, init_mean, cores, progress_type, *rest)
-
-        cls._make_sampler = with_progress
-        try:
-            return original(compiled_model, *args, **{**kwargs, "progress_bar": False})
-        finally:
-            cls._make_sampler = make_sampler
-
-    return sample
+def hooks(sampler: str, *, chains: int, tune: int, draws: int) -> dict:
+    """Keyword arguments that make ``sampler`` (``"pymc"`` or ``"nutpie"``) report the
+    progress of the fit :func:`reporting` is reporting; ``{}`` when none is."""
+    progress = _CURRENT.get()
+    if progress is None:
+        return {}
+    progress.begin("nutpie" if sampler == "nutpie" else "PyMC", chains, tune, draws)
+    if sampler == "nutpie":
+        return {"progress_callback": progress.nutpie_callback, "progress_rate": NUTPIE_RATE_MS}
+    return {"callback": progress.pymc_callback}
 
 
 @contextmanager
 def reporting(name: str) -> Iterator[FitProgress | None]:
     """Report the progress of the fit ``name`` made inside the ``with`` block.
 
-    Yields the :class:`FitProgress`, or None when there is no terminal to report to
-    (then the samplers are left as they are).
+    Yields the :class:`FitProgress`, or None when there is no terminal to report to.
+    The sampling code asks :func:`hooks` for the sampler's progress arguments.
     """
-    stream = terminal()
+    stream = _terminal()
     if stream is None:
         yield None
         return
-    import pymc
-
     progress = FitProgress(name, stream)
-    patched = [(pymc, "sample", pymc.sample)]
-    pymc.sample = _pymc_sample(pymc.sample, progress)
-    try:
-        import nutpie
-    except ImportError:
-        pass
-    else:
-        patched.append((nutpie, "sample", nutpie.sample))
-        nutpie.sample = _nutpie_sample(nutpie.sample, progress)
+    token = _CURRENT.set(progress)
     ok = False
     try:
         yield progress
         ok = True
     finally:
-        for module, attr, original in patched:
-            setattr(module, attr, original)
+        _CURRENT.reset(token)
         progress.end(ok)
         if stream is not sys.stderr:
             stream.close()

@@ -88,7 +88,7 @@ class BrmsSummary:
         groups = list(dict.fromkeys(self.table.loc[self.table["block"].isin(["sd", "cor"]), "group"]))
         if groups:
             yield "Multilevel Hyperparameters:", [
-                (f"~{g} (Number of levels: {self.levels.get(g, '?')})",
+                (f"~{g} (Number of levels: {self.levels[g]})" if g in self.levels else f"~{g}",
                  pd.concat([self.block("sd", g), self.block("cor", g)])) for g in groups
             ]
         for kind, title in (("b", "Regression Coefficients:"), ("dpar", "Further Distributional Parameters:")):
@@ -159,12 +159,7 @@ def brms_summary(idata: xr.DataTree, prob: float = 0.95) -> BrmsSummary:
             levels.setdefault(parsed["group"], set()).add(parsed["level"])
 
     kept = {n: v for n, v in columns.items() if parameter_class(n) != "r"}
-    table = _statistics(kept, prob)
-    kinds = [parameter_class(n) for n in table.index]
-    labels = [_label(n) for n in table.index]
-    table["block"] = kinds
-    table["label"] = [lab for lab, _ in labels]
-    table["group"] = [grp for _, grp in labels]
+    table = _blocked(_statistics(kept, prob))
 
     posterior = idata.posterior.to_dataset()
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -184,3 +179,11 @@ def brms_summary(idata: xr.DataTree, prob: float = 0.95) -> BrmsSummary:
         f"         total post-warmup draws = {n_chain * n_draw}",
     ]
     return BrmsSummary(header=header, table=table, levels={g: len(v) for g, v in levels.items()})
+
+
+def _blocked(table: pd.DataFrame) -> pd.DataFrame:
+    """Add the columns :class:`BrmsSummary` lays its blocks out by."""
+    labels = [_label(n) for n in table.index]
+    return table.assign(block=[parameter_class(n) for n in table.index], label=[lab for lab, _ in labels],
+                        group=[grp for _, grp in labels])
+

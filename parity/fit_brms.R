@@ -315,6 +315,7 @@ for (name in models_wanted) {
     formula = paste(deparse(formula(fit)$formula), collapse = " "),
     family = family(fit)$family,
     nobs = nobs(fit),
+    levels = as.list(ngrps(fit)),
     chains = 4, iter = 2000, warmup = 1000, cores = 4,
     seed = SEEDS[[name]], seed_from_lecture = SEED_FROM_LECTURE[[name]],
     stancode_md5 = stancode_md5(fit),

@@ -1,4 +1,4 @@
-"""Synthetic submissions, for testing the grader and measuring it.
+"""Synthetic submissions, for testing the grader and measuring it (tests and benchmarks).
 
 A submission starts from the released notebooks (what a student downloads), with each
 answer cell filled in from the source notebook's solution, and then changes what a
@@ -10,39 +10,20 @@ is not a notebook, or tampering with the grading (:func:`tampering`).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 
-from .checks import CHECKS
+from autograder.checks import CHECKS
+from autograder.release import EXERCISES, release_course  # noqa: F401  (release_course: for the callers)
 
 __all__ = ["release_course", "solutions", "write_submission", "correct", "MISTAKES", "VARIANTS", "tampering",
            "hostile", "fabricated", "HOSTILE_MARK"]
 
 NOTEBOOKS = ("1-varying-intercepts.ipynb", "2-predictions.ipynb")
 _SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
-
-
-EXERCISES = Path(__file__).resolve().parent.parent / "exercises"
-
-
-def release_course(folder: Path, assignment: str = "trolley") -> Path:
-    """A new course directory in ``folder`` with the assignment released (as ``make release``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(EXERCISES / "nbgrader_config.py", folder)
-    shutil.copytree(EXERCISES / "source", folder / "source", dirs_exist_ok=True)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-                          cwd=folder, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return folder
 
 
 def _grade_id(cell) -> str | None:

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import arviz as az
 import nbformat
 import numpy as np
 import pandas as pd
@@ -366,7 +365,7 @@ def test_course_id_matches_nbgrader_config():
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    from autograder.testing import release_course
+    from autograder.release import release_course
 
     return release_course(tmp_path_factory.mktemp("course"))
 

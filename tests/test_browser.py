@@ -4,7 +4,8 @@ Debian's Chromium (``/usr/bin/chromium``, or ``$CHROMIUM``), driven by playwrigh
 from ``node_modules`` (``make browser-tools`` installs both; ``make test`` runs it first),
 loads each page of the book that ``built_book`` (tests/conftest.py) built once for the
 whole session, served on localhost. Any request to another host is blocked and reported.
-The tests assert that MathJax, served by the book itself, typeset every equation, that
+The tests assert that MathJax, served by the book itself, typeset every equation, that no
+code or output of a chapter is wider than its box, that
 every image loaded, that no page shows a Python traceback, and that each chapter offers
 its notebook for download. A full-page screenshot of each page is kept in
 ``_build/screenshots/`` (git-ignored) for a person to look at.
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.slow
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHECKER = Path(__file__).parent / "browser" / "check_pages.mjs"
 CHAPTERS = ["book/partial-pooling.html", "book/crossed-clusters.html", "book/trolley.html"]
-FIGURES = {"book/partial-pooling.html": 2, "book/crossed-clusters.html": 6, "book/trolley.html": 5}
+FIGURES = {"book/partial-pooling.html": 4, "book/crossed-clusters.html": 6, "book/trolley.html": 4}
 
 
 def chromium() -> str:
@@ -136,6 +137,13 @@ def test_every_image_loaded(report):
         figures = [img for img in report[name]["images"] if img["src"].endswith(".png")]
         assert len(figures) == count, (name, [img["src"] for img in figures])
         assert all(img["naturalWidth"] >= 400 for img in figures), name  # a real figure, not an icon
+
+
+def test_code_and_outputs_fit_the_page(report):
+    """No code cell, output or code block of a chapter is wider than its box at the
+    default width (1280 px): nothing to scroll sideways."""
+    wide = {name: report[name]["overflowing"] for name in CHAPTERS if report[name]["overflowing"]}
+    assert not wide, wide
 
 
 def test_no_page_shows_a_python_traceback(report):

@@ -1,34 +1,28 @@
-"""fit_bambi: the cache key covers every input that moves a posterior; fits are reproducible."""
+"""fit: the cache key covers every input that moves a posterior; fits are reproducible."""
 
 from __future__ import annotations
+
+import os
 
 import bambi as bmb
 import numpy as np
 import pandas as pd
 import pytest
 
-from course_utils.fitting import data_hash, fit_bambi, fit_key, fit_pymc, fit_spec, pymc_model_key
+from course_utils.fitting import _fit_key, data_hash, fit_bambi, fit_pymc, fit_spec, pymc_model_key
 
 PRIORS = {"Intercept": bmb.Prior("Normal", mu=0, sigma=1.5), "sigma": bmb.Prior("Exponential", lam=1)}
+MODEL = {"formula", "family", "priors", "link", "categorical", "noncentered"}
 
 
 def key(data, **change):
-    args = dict(family="gaussian", priors=PRIORS, draws=100, tune=100, chains=2, seed=1)
+    """The key of a fit of ``y ~ 1 + x`` on ``data``, with some of its inputs changed."""
+    args = dict(formula="y ~ 1 + x", family="gaussian", priors=PRIORS, draws=100, tune=100, chains=2,
+                random_seed=1, inference_method="pymc", log_likelihood=True, kwargs={})
     args.update(change)
-    formula = args.pop("formula", "y ~ 1 + x")
-    sample_kwargs = args.pop("sample_kwargs", None)
-    return fit_key(formula, data, sample_kwargs=sample_kwargs, **args)
-
-
-def test_data_hash_sees_values_names_types_and_order(toy_data):
-    base = data_hash(toy_data)
-    assert data_hash(toy_data.copy()) == base
-    changed = toy_data.copy()
-    changed.loc[3, "y"] += 1e-9
-    assert data_hash(changed) != base
-    assert data_hash(toy_data.rename(columns={"x": "z"})) != base
-    assert data_hash(toy_data.astype({"g": "float64"})) != base
-    assert data_hash(toy_data.iloc[::-1]) != base
+    model = bmb.Model(data=data, **{k: args.pop(k) for k in MODEL if k in args})
+    model.build()
+    return _fit_key(model, **args)
 
 
 @pytest.mark.parametrize(
@@ -40,21 +34,37 @@ def test_data_hash_sees_values_names_types_and_order(toy_data):
         {"draws": 200},
         {"tune": 200},
         {"chains": 4},
-        {"seed": 2},
-        {"sampler": "nutpie"},
-        {"sample_kwargs": {"target_accept": 0.95}},
-        {"categorical": ["g"]},
-        {"noncentered": False},
+        {"random_seed": 2},
+        {"inference_method": "nutpie"},
+        {"kwargs": {"target_accept": 0.95}},
+        {"formula": "y ~ 1 + g", "categorical": ["g"]},
+        {"formula": "y ~ 1 + x + (1|g)", "noncentered": False},
         {"link": "log"},
         {"log_likelihood": False},
         {"family": bmb.Family("gaussian", bmb.Likelihood("Normal", params=["mu", "sigma"], parent="mu"),
                               link={"mu": "log", "sigma": "log"})},
     ],
-    ids=["formula", "family", "priors", "draws", "tune", "chains", "seed", "sampler", "sample_kwargs",
+    ids=["formula", "family", "priors", "draws", "tune", "chains", "seed", "sampler", "kwargs",
          "categorical", "noncentered", "link", "log_likelihood", "family-object"],
 )
 def test_every_input_that_moves_the_posterior_is_in_the_key(toy_data, change):
-    assert key(toy_data, **change) != key(toy_data)
+    base = {k: change[k] for k in ("formula",) if k in change and len(change) > 1}
+    assert key(toy_data, **change) != key(toy_data, **base)
+
+
+def test_the_key_is_the_same_for_the_same_model(toy_data):
+    assert key(toy_data.copy()) == key(toy_data)
+
+
+def test_data_hash_sees_values_names_types_and_order(toy_data):
+    base = data_hash(toy_data)
+    assert data_hash(toy_data.copy()) == base
+    changed = toy_data.copy()
+    changed.loc[3, "y"] += 1e-9
+    assert data_hash(changed) != base
+    assert data_hash(toy_data.rename(columns={"x": "z"})) != base
+    assert data_hash(toy_data.astype({"g": "float64"})) != base
+    assert data_hash(toy_data.iloc[::-1]) != base
 
 
 def test_custom_families_differ_by_link(toy_data):
@@ -71,15 +81,15 @@ def test_category_order_is_in_the_key(toy_data):
     reordered = ordered.assign(g=ordered["g"].cat.reorder_categories([5, 4, 3, 2, 1, 0]))
     unordered = ordered.assign(g=ordered["g"].cat.as_unordered())
     assert len({data_hash(ordered), data_hash(reordered), data_hash(unordered)}) == 3
-
-
-def test_unknown_settings_are_refused(toy_data):
-    with pytest.raises(TypeError, match="draw"):
-        fit_key("y ~ x", toy_data, seed=1, draw=10)
+    # An ordinal response's category order decides the model: it is in the fit's key.
+    data = toy_data.assign(r=pd.Categorical(toy_data["g"] % 3, categories=[0, 1, 2], ordered=True))
+    flipped = data.assign(r=data["r"].cat.reorder_categories([2, 1, 0]))
+    assert (key(data, formula="r ~ x", family="cumulative", priors=None)
+            != key(flipped, formula="r ~ x", family="cumulative", priors=None))
 
 
 def test_fit_bambi_keys_on_every_argument_it_uses(toy_data, tmp_path, monkeypatch):
-    """fit_bambi's key is fit_key of its own arguments (none forgotten on the way)."""
+    """fit_bambi's key is fit's key of the model its arguments build (none forgotten)."""
     import course_utils.fitting as fitting
 
     seen = {}
@@ -89,17 +99,19 @@ def test_fit_bambi_keys_on_every_argument_it_uses(toy_data, tmp_path, monkeypatc
         raise RuntimeError("stop before sampling")
 
     monkeypatch.setattr(fitting, "cached_idata", capture)
-    args = dict(family="t", priors=PRIORS, link="identity", categorical=["g"], noncentered=False, draws=7,
-                tune=8, chains=3, sampler="nutpie", log_likelihood=False)
+    model_args = dict(family="t", priors=PRIORS, link="identity", categorical=["g"], noncentered=False)
     with pytest.raises(RuntimeError):
-        fit_bambi("m", "y ~ 1 + x", toy_data, seed=11, cache=tmp_path, target_accept=0.9, **args)
-    assert seen["key"] == fit_key("y ~ 1 + x", toy_data, seed=11, sample_kwargs={"target_accept": 0.9}, **args)
+        fit_bambi("m", "y ~ 1 + x + (1|g)", toy_data, seed=11, cache=tmp_path, target_accept=0.9, draws=7,
+                  tune=8, chains=3, sampler="nutpie", log_likelihood=False, **model_args)
+    model = bmb.Model("y ~ 1 + x + (1|g)", toy_data, **model_args)
+    model.build()
+    assert seen["key"] == _fit_key(model, random_seed=11, draws=7, tune=8, chains=3, inference_method="nutpie",
+                                   log_likelihood=False, kwargs={"target_accept": 0.9})
 
 
 def test_data_content_is_in_the_key(toy_data):
     changed = toy_data.assign(y=toy_data["y"] + 0.01)
     assert key(changed) != key(toy_data)
-    assert key(toy_data.copy()) == key(toy_data)
 
 
 def test_fit_is_cached_and_not_resampled(tiny_fit, monkeypatch):
@@ -150,7 +162,7 @@ def test_pymc_model_key_sees_priors_and_data():
 
 def test_fit_pymc_is_cached_reproducible_and_summarised(tmp_path):
     args = dict(description={"formula": "y ~ 1", "family": "gaussian", "links": {"mu": "identity"}, "nobs": 4},
-                draws=100, tune=100, chains=2, seed=4)
+                draws=100, tune=100, chains=2, random_seed=4)
     first = fit_pymc("toy", tiny_pymc_model(), cache=tmp_path / "a", **args)
     again = fit_pymc("toy", tiny_pymc_model(), cache=tmp_path / "b", **args)  # a fresh fit
     np.testing.assert_array_equal(first.posterior["b_Intercept"], again.posterior["b_Intercept"])
@@ -221,27 +233,64 @@ def test_user_prior_on_cutpoints_keeps_them_ordered(ordinal_data, tmp_path, samp
 
 
 def test_threshold_start_is_the_logit_of_observed_cumulative_shares():
-    from course_utils.fitting import _ordered_threshold_prior, _threshold_start
+    from course_utils.fitting import _keep_cutpoints_ordered, _threshold_start
 
     data = pd.DataFrame({"y": pd.Categorical([2, 2, 3, 4, 4, 4, 4, 4], categories=[1, 2, 3, 4, 5], ordered=True),
                          "x": range(8)})
-    priors = _ordered_threshold_prior("cumulative", {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5)})
-    assert type(priors["threshold"].args["transform"]).__name__ == "Ordered"
-    start = _threshold_start(bmb.Model("y ~ x", data, family="cumulative", priors=priors))["threshold"]
+    model = bmb.Model("y ~ x", data, family="cumulative", priors={"threshold": bmb.Prior("Normal", mu=0, sigma=1.5)})
+    _keep_cutpoints_ordered(model)
+    assert type(model.parameters["threshold"].prior.args["transform"]).__name__ == "Ordered"
+    assert model.parameters["threshold"].prior.args["sigma"] == 1.5
+    start = _threshold_start(model)["threshold"]
     shares = np.clip([0, 2 / 8, 3 / 8, 1.0], 1e-3, 1 - 1e-3)  # category 1 never observed, 5 neither
     np.testing.assert_allclose(start, np.log(shares / (1 - shares)) + np.arange(4) * 1e-3)
     assert (np.diff(start) > 0).all()
     # The sratio family's cutpoints are not ordered, and are left alone.
-    sratio = {"threshold": bmb.Prior("Normal", mu=0, sigma=1)}
-    assert _ordered_threshold_prior("sratio", sratio) is sratio
+    sratio = bmb.Model("y ~ x", data, family="sratio", priors={"threshold": bmb.Prior("Normal", mu=0, sigma=1)})
+    _keep_cutpoints_ordered(sratio)
+    assert "transform" not in sratio.parameters["threshold"].prior.args
 
 
-def test_the_sampling_code_is_in_the_key(toy_data, monkeypatch):
+def test_the_sampling_version_is_in_the_key(toy_data, monkeypatch):
     import course_utils.fitting as fitting
 
     before = key(toy_data)
-    monkeypatch.setattr(fitting, "sampling_code_hash", lambda: "edited")
+    monkeypatch.setattr(fitting, "SAMPLING_VERSION", fitting.SAMPLING_VERSION + 1)
     assert key(toy_data) != before
+
+
+def test_fit_gives_what_model_fit_gives(tiny_fit):
+    """fit adds a cache, not a different posterior: model.fit with the same arguments
+    (and the log-likelihood fit stores) gives the same draws."""
+    data, args, _, idata = tiny_fit
+    model = bmb.Model("y ~ 1 + (1 | g)", data, family=args["family"], categorical=args["categorical"],
+                      priors=args["priors"])
+    plain = model.fit(draws=args["draws"], tune=args["tune"], chains=args["chains"], random_seed=args["seed"],
+                      cores=min(args["chains"], os.cpu_count() or 1), progressbar=False,
+                      idata_kwargs={"log_likelihood": True})
+    for var in ("Intercept", "1|g_sigma", "1|g", "sigma"):
+        np.testing.assert_array_equal(idata.posterior[var], plain.posterior[var])
+
+
+def test_a_bambi_models_key_is_the_same_in_every_process():
+    """A book build runs each chapter in a new kernel: the key must not change with it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, bambi as bmb, numpy as np, pandas as pd\n"
+        "from course_utils.fitting import _fit_key\n"
+        "rng = np.random.default_rng(1)\n"
+        "d = pd.DataFrame({'y': rng.normal(size=12), 'x': rng.normal(size=12), 'g': np.repeat(list('abc'), 4)})\n"
+        "m = bmb.Model('y ~ x + (1 | g)', d, priors={'1|g': bmb.Prior('Normal', mu=0, "
+        "sigma=bmb.Prior('Exponential', lam=1))})\n"
+        "m.build()\n"
+        "print(json.dumps(_fit_key(m, random_seed=1, draws=1, tune=1, chains=1, inference_method='pymc', "
+        "log_likelihood=True, kwargs={})))\n"
+    )
+    keys = [subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            for _ in range(2)]
+    assert keys[0] == keys[1] and '"graph"' in keys[0]
 
 
 @pytest.mark.slow
@@ -257,7 +306,7 @@ def test_nutpie_gives_the_same_posterior_as_pymc(toy_data, tmp_path):
         assert float(b.mean()) == pytest.approx(float(a.mean()), abs=4 * float(a.std()) / np.sqrt(200))
     _, again = fit_bambi("nutpie", "y ~ 1 + x", toy_data, sampler="nutpie", **{**args, "cache": tmp_path / "b"})
     np.testing.assert_array_equal(with_nutpie.posterior["x"], again.posterior["x"])
-    idata = fit_pymc("toy", tiny_pymc_model(), sampler="nutpie", cache=tmp_path, draws=100, tune=100, chains=2,
-                     seed=1, description={"formula": "y ~ 1", "family": "gaussian", "nobs": 4})
+    idata = fit_pymc("toy", tiny_pymc_model(), nuts_sampler="nutpie", cache=tmp_path, draws=100, tune=100,
+                     chains=2, random_seed=1, description={"formula": "y ~ 1", "family": "gaussian", "nobs": 4})
     assert set(idata.posterior.data_vars) == {"b_Intercept", "sigma"}
     assert idata.log_likelihood["y"].shape == (2, 100, 4)

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autograder import testing
+import submissions
 from autograder.checks import CHECKS
 from autograder.grade import grade_class
 from autograder.runner import Limits
@@ -34,18 +34,18 @@ from conftest import needs_data
 pytestmark = [pytest.mark.slow, needs_data]
 
 LIMITS = Limits(submission_seconds=900, cell_seconds=360, memory_bytes=4 * 2**30)
-ONLY_M_SIMPLE = {k: v for k, v in testing.NOTHING.items() if k != "ex1_m_simple_answer"}
+ONLY_M_SIMPLE = {k: v for k, v in submissions.NOTHING.items() if k != "ex1_m_simple_answer"}
 
 
 def _course(folder: Path, *, simple: tuple[str, ...] = (), blank: tuple[str, ...] = ("blank",)) -> Path:
-    course = testing.release_course(folder)
+    course = submissions.release_course(folder)
     release, source = course / "release" / "trolley", course / "source" / "trolley"
     for seed, student in enumerate(simple, 1):
-        testing.write_submission(release, source, course / "submitted" / student / "trolley", seed=seed,
+        submissions.write_submission(release, source, course / "submitted" / student / "trolley", seed=seed,
                                  answers=ONLY_M_SIMPLE)
     for student in blank:
         shutil.copytree(release, course / "submitted" / student / "trolley")
-    testing.not_a_notebook(course / "submitted" / "not_a_notebook" / "trolley")
+    submissions.not_a_notebook(course / "submitted" / "not_a_notebook" / "trolley")
     return course
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autograder import testing
+import submissions
 from autograder.checks import CHECKS
 from autograder.grade import grade_class
 from autograder.reference import load_reference
@@ -61,7 +61,7 @@ def _strays():
     found = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if testing.HOSTILE_MARK in " ".join(p.info["cmdline"] or []):
+            if submissions.HOSTILE_MARK in " ".join(p.info["cmdline"] or []):
                 found.append(p.pid)
         except psutil.Error:
             pass
@@ -70,19 +70,19 @@ def _strays():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    course = testing.release_course(tmp_path_factory.mktemp("course"))
+    course = submissions.release_course(tmp_path_factory.mktemp("course"))
     release, source = course / "release" / "trolley", course / "source" / "trolley"
 
     def target(student):
         return course / "submitted" / student / "trolley"
 
-    testing.correct(release, source, target("correct_a"), seed=1)
-    for name, (answers, edit) in testing.VARIANTS.items():
-        testing.write_submission(release, source, target(name), answers=answers, edit=edit)
-    answers, edit = testing.tampering(load_reference())
-    testing.write_submission(release, source, target("tampering"), answers=answers, edit=edit)
-    testing.not_a_notebook(target("not_a_notebook"))
-    testing.write_submission(release, source, target("fabricated"), answers=testing.fabricated(load_reference()))
+    submissions.correct(release, source, target("correct_a"), seed=1)
+    for name, (answers, edit) in submissions.VARIANTS.items():
+        submissions.write_submission(release, source, target(name), answers=answers, edit=edit)
+    answers, edit = submissions.tampering(load_reference())
+    submissions.write_submission(release, source, target("tampering"), answers=answers, edit=edit)
+    submissions.not_a_notebook(target("not_a_notebook"))
+    submissions.write_submission(release, source, target("fabricated"), answers=submissions.fabricated(load_reference()))
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.5)
     connections = []
@@ -112,8 +112,8 @@ def graded(tmp_path_factory):
         "the environment": str(Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
                                / "site-packages" / "hostile.pth"),
     }
-    answers, edit = testing.hostile(targets, listener.getsockname()[1])
-    testing.write_submission(release, source, target("hostile"), answers=answers, edit=edit)
+    answers, edit = submissions.hostile(targets, listener.getsockname()[1])
+    submissions.write_submission(release, source, target("hostile"), answers=answers, edit=edit)
     protected = [ROOT / "autograder" / "checks.py", ROOT / "autograder" / "reference" / "trolley.json",
                  *(ROOT / "exercises" / "source" / "trolley").glob("*.ipynb"), *source.glob("*.ipynb"),
                  *target("correct_a").glob("*.ipynb")]
@@ -211,7 +211,7 @@ def test_hostile_submission_earns_nothing_and_changes_nothing(graded):
     assert states["correct_a"]["score"] == TOTAL  # graded beside it, its grade did not move
     outputs = " ".join(c.get("text", "") for path in (course / "autograded" / "hostile" / "trolley").glob("*.ipynb")
                        for c in _outputs(path))
-    assert testing.HOSTILE_MARK in outputs  # its attempts ran, and each one failed:
+    assert submissions.HOSTILE_MARK in outputs  # its attempts ran, and each one failed:
     assert "CONNECTED" not in outputs
     for name, path in graded["targets"].items():
         if not path.startswith(tempfile.gettempdir()):  # the checkout, the environment: read-only or absent
@@ -315,7 +315,7 @@ def test_rerun_skips_graded_and_regrades_changed(graded):
 
 
 def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
-    course = testing.release_course(tmp_path / "course")
+    course = submissions.release_course(tmp_path / "course")
     release = course / "release" / "trolley"
     for student in ("ann", "ben", "cat"):  # released notebooks, unanswered: quick to run
         shutil.copytree(release, course / "submitted" / student / "trolley")
@@ -348,7 +348,7 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
 
 
 def _one_submission(tmp_path):
-    course = testing.release_course(tmp_path / "course")
+    course = submissions.release_course(tmp_path / "course")
     shutil.copytree(course / "release" / "trolley", course / "submitted" / "ann" / "trolley")
     return course
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
-from course_utils.loo import COMPARE_COLUMNS, Loo, loo, loo_compare, pareto_k_threshold
+from course_utils.loo import COMPARE_COLUMNS, Loo, loo, loo_compare, _pareto_k_threshold
 
 
 def idata_with_loglik(rng, scale, n_obs=60, shift=0.0, y=None):
@@ -70,8 +70,8 @@ def test_missing_log_likelihood_says_how_to_fix(rng):
 
 
 def test_pareto_k_threshold_and_table():
-    assert pareto_k_threshold(4000) == 0.7
-    assert pareto_k_threshold(100) == pytest.approx(0.5)
+    assert _pareto_k_threshold(4000) == 0.7
+    assert _pareto_k_threshold(100) == pytest.approx(0.5)
     pointwise = pd.DataFrame({"elpd_loo": np.zeros(8), "p_loo": np.zeros(8),
                               "pareto_k": [0.1, 0.5, 0.69, 0.7, 0.71, 0.99, 1.0, 1.4]})
     result = Loo(pointwise=pointwise, n_draws=4000)

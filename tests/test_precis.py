@@ -8,7 +8,7 @@ import pytest
 
 from conftest import needs_data
 from course_utils.data import load
-from course_utils.precis import histospark, precis, pretty_breaks
+from course_utils.precis import _histospark, precis, _pretty_breaks
 
 
 @pytest.mark.parametrize(
@@ -21,15 +21,15 @@ from course_utils.precis import histospark, precis, pretty_breaks
     ],
 )
 def test_pretty_breaks_match_r(low, high, expected):
-    np.testing.assert_allclose(pretty_breaks(low, high), expected)
+    np.testing.assert_allclose(_pretty_breaks(low, high), expected)
 
 
 def test_histospark_shapes():
     # Edges 1, 1.2, ..., 3; right-closed bins, the first closed on the left too.
-    assert histospark([1, 2, 2, 3]) == "▃▁▁▁▇▁▁▁▁▃"
-    assert histospark(np.repeat([0, 1], [4, 6])) == "▅▁▁▁▁▁▁▁▁▇"  # like chose_prosoc
-    assert histospark([5, 5, 5]) == "▇"
-    assert histospark([]) == ""
+    assert _histospark([1, 2, 2, 3]) == "▃▁▁▁▇▁▁▁▁▃"
+    assert _histospark(np.repeat([0, 1], [4, 6])) == "▅▁▁▁▁▁▁▁▁▇"  # like chose_prosoc
+    assert _histospark([5, 5, 5]) == "▇"
+    assert _histospark([]) == ""
 
 
 def test_precis_columns_and_non_numeric_rows():
@@ -55,4 +55,4 @@ def test_precis_reproduces_the_lecture_for_mlm():
 
 
 def test_infinite_values_are_left_out_of_the_histogram():
-    assert histospark([1.0, 2.0, np.inf, -np.inf, np.nan, 2.0, 3.0]) == histospark([1.0, 2.0, 2.0, 3.0])
+    assert _histospark([1.0, 2.0, np.inf, -np.inf, np.nan, 2.0, 3.0]) == _histospark([1.0, 2.0, 2.0, 3.0])

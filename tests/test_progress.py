@@ -6,6 +6,7 @@ import io
 import os
 import re
 import sys
+from types import SimpleNamespace
 
 import nbformat
 import numpy as np
@@ -15,7 +16,7 @@ from nbclient import NotebookClient
 
 from course_utils import progress
 from course_utils.cache import cached_idata
-from course_utils.progress import FitProgress, reporting, terminal
+from course_utils.progress import FitProgress, _terminal, hooks, reporting
 
 
 class Clock:
@@ -63,19 +64,19 @@ def test_a_terminal_gets_one_line_rewritten_in_place():
 
     clock, out = Clock(), Tty()
     fit = FitProgress("m3", out, clock=clock, interval=0.5)
-    fit.begin("nutpie", 4, 10, 10)
-    fit.show_status("12/80 iterations | chain 1 12/20 warm-up | ~3s left")
+    fit.begin("nutpie", 2, 10, 10)
+    fit.nutpie_callback([SimpleNamespace(finished_draws=12), SimpleNamespace(finished_draws=8)])
     clock.now += 1
     fit.end(ok=False)
     text = out.getvalue()
     assert text.count("\n") == 2  # the header and the final line; progress overwrote itself
-    assert "\r\033[K[m3] 12/80 iterations | chain 1 12/20 warm-up | ~3s left | 0:00 elapsed" in text
+    assert "\r\033[K[m3] 50% | chain 1 12/20 | chain 2 8/20 | 0:00 elapsed, time left: estimating" in text
     assert text.endswith("\r\033[K[m3] failed after 0:01\n")
 
 
 def test_switched_off_or_sent_to_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv(progress.ENV_PROGRESS, "off")
-    assert terminal() is None
+    assert _terminal() is None
     log = tmp_path / "progress.log"
     monkeypatch.setenv(progress.ENV_PROGRESS, str(log))
     with reporting("toy") as fit:
@@ -96,7 +97,7 @@ def test_a_kernel_without_its_terminal_reports_nothing(monkeypatch):
 
     monkeypatch.delenv(progress.ENV_PROGRESS, raising=False)
     monkeypatch.setattr(sys, "stderr", OutStream())
-    assert terminal() is None
+    assert _terminal() is None
     with reporting("quiet") as fit:
         assert fit is None
     assert sys.stderr.getvalue() == ""
@@ -135,15 +136,15 @@ def test_pymc_fit_reports_every_chain_and_keeps_its_draws(tmp_path, monkeypatch)
     log = tmp_path / "progress.log"
     monkeypatch.setenv(progress.ENV_PROGRESS, str(log))
     monkeypatch.setattr(FitProgress, "__init__", _every_update(FitProgress.__init__))
-    sample_before = pm.sample
 
     def sample():
         with _tiny_model():
             return pm.sample(draws=30, tune=20, chains=2, cores=1, random_seed=7, progressbar=False,
-                             compute_convergence_checks=False, nuts_sampler="pymc")
+                             compute_convergence_checks=False, nuts_sampler="pymc",
+                             **hooks("pymc", chains=2, tune=20, draws=30))
 
     idata = cached_idata("tiny_progress", {"seed": 7}, sample, folder=tmp_path)
-    assert pm.sample is sample_before  # put back after the fit
+    assert hooks("pymc", chains=2, tune=20, draws=30) == {}  # only while a fit is reported
     lines = log.read_text().splitlines()
     assert lines[0] == "[tiny_progress] fitting with PyMC: 2 chains x (20 warm-up + 30 draws)"
     assert "[tiny_progress] 100% | chain 1 50/50 | chain 2 50/50 |" in lines[-2]
@@ -160,17 +161,15 @@ def test_nutpie_fit_reports_its_own_status(tmp_path, monkeypatch):
     monkeypatch.setenv(progress.ENV_PROGRESS, str(log))
     monkeypatch.setattr(FitProgress, "__init__", _every_update(FitProgress.__init__))
     compiled = nutpie.compile_pymc_model(_tiny_model())
-    make_sampler = type(compiled)._make_sampler
 
     def sample():
-        return nutpie.sample(compiled, draws=3000, tune=3000, chains=2, cores=1, seed=7, progress_bar=False)
+        return nutpie.sample(compiled, draws=3000, tune=3000, chains=2, cores=1, seed=7, progress_bar=False,
+                             **hooks("nutpie", chains=2, tune=3000, draws=3000))
 
     idata = cached_idata("tiny_nutpie", {"seed": 7}, sample, folder=tmp_path)
-    assert type(compiled)._make_sampler is make_sampler
     lines = log.read_text().splitlines()
     assert lines[0] == "[tiny_nutpie] fitting with nutpie: 2 chains x (3000 warm-up + 3000 draws)"
-    assert "[tiny_nutpie] 0/12000 iterations | chains 0/6000 (warm-up), 0/6000 (warm-up) | 0:00 elapsed" in lines
-    assert any(line.startswith("[tiny_nutpie] 12000/12000 iterations | chains 6000/6000, 6000/6000 | ~now left")
+    assert any(line.startswith("[tiny_nutpie] 100% | chain 1 6000/6000 | chain 2 6000/6000 |")
                for line in lines), lines
     assert lines[-1].startswith("[tiny_nutpie] done in ")
     assert idata.posterior.sizes["draw"] == 3000

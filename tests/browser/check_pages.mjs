@@ -90,6 +90,14 @@ try {
         traceback: text.split("\n").filter((line) => line.includes("Traceback (most recent call last)")).slice(0, 5),
         errorOutputs: document.querySelectorAll(".cell_output .output.traceback, .cell_output .output.error").length,
         notebookLink: document.querySelector("a.btn-download-notebook-button")?.getAttribute("href") ?? null,
+        // Code and outputs that do not fit their box (the reader would have to scroll sideways);
+        // a box in a tab that is not shown has no width and is not measured.
+        overflowing: [...document.querySelectorAll(".cell_input pre, .cell_output pre, .cell_output .output, div.highlight pre")]
+          .filter((el) => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+          .map((el) => ({
+            widest: el.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 100),
+            scrollWidth: el.scrollWidth, clientWidth: el.clientWidth,
+          })),
         height: document.documentElement.scrollHeight,
       };
     }));
