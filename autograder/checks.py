@@ -343,7 +343,7 @@ def draws_problem(model: Model) -> str:
             bad += [correlation] if correlation else []
             if bad:
                 problem = (f"your {model.name}'s draws do not come from the model you wrote: {'; '.join(bad[:3])}. "
-                           "Keep the posterior exactly as fit_bambi or Model.fit returns it.")
+                           "Keep the posterior exactly as fit_bambi, fit or Model.fit returns it.")
     model._draws_problem = problem
     return problem
 

@@ -435,7 +435,7 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     # One lock per fit, held only to look up or publish it: two submissions asking at the
     # same moment would otherwise both submit the fit (and the scheduler would log the
     # second publication's refusal as an error).
-    with Lock(dataset, client=client):
+    with Lock(dataset):
         try:
             future = client.get_dataset(dataset)
         except KeyError:

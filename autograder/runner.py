@@ -352,7 +352,7 @@ def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome) -> tuple[dict, 
         if spec is None:
             error = _read_json(payload / f"{item}.spec-error.json") or {}
             records[item] = {"posterior": None, "problem": error.get("error") or
-                             "no model specification was recorded with it: fit it with fit_bambi or Model.fit "
+                             "no model specification was recorded with it: fit it with fit_bambi, fit or Model.fit "
                              "and keep the names the exercise gives"}
             continue
         fitted = (setup.fit or trusted.fit)(spec, data, setup.trusted_cache, code=setup.code,

@@ -5,7 +5,7 @@ grade cannot rest on them. What the grader needs from the kernel is only the mod
 student wrote: formula, family and link, every prior (Bambi's automatic ones included,
 as the numbers Bambi chose), the parameterisation, and the data the model was given.
 :func:`describe` reads that off a ``bambi.Model`` (fitted through the course's
-``fit_bambi`` or through ``Model.fit`` directly: the same model either way) and
+``fit``/``fit_bambi`` or through ``Model.fit`` directly: the same model either way) and
 :func:`describe_data` the model's data. Both run in the student's kernel and produce
 inert JSON; nothing in them is ever executed.
 
@@ -79,7 +79,7 @@ def describe(model, idata=None) -> dict:
         attrs = dict(posterior.attrs)
         course = json.loads(attrs.get("course_spec", "{}") or "{}")
         spec["sampler"] = {
-            "via": "fit_bambi" if course else "Model.fit",
+            "via": "the course's fit" if course else "Model.fit",
             "chains": int(posterior.sizes.get("chain", 0)),
             "draws": int(posterior.sizes.get("draw", 0)),
             "tune": course.get("tune", attrs.get("tuning_steps")),
@@ -275,7 +275,7 @@ def key(spec: Mapping, data: Mapping, settings: Mapping) -> str:
     model = json.loads(json.dumps({k: spec[k] for k in ("formula", "family", "link", "noncentered", "priors")}))
     threshold = model["priors"].get("threshold") if spec["family"] == "cumulative" else None
     if threshold and threshold["args"].get("transform") == {"transform": "ordered"}:
-        # How the course's fit_bambi keeps Bambi's cutpoints ordered (and how every trusted
+        # How the course's fit keeps Bambi's cutpoints ordered (and how every trusted
         # fit is made), not a different model: Model.fit with the same priors gets one key.
         del threshold["args"]["transform"]
     text = json.dumps({"model": model, "data": data_hash(read_data(data)), "settings": settings},

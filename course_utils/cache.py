@@ -3,7 +3,7 @@
 A fitted model's posterior (an ArviZ DataTree) is saved as NetCDF under a name and loaded on the next run
 instead of sampling again, but only while its *fingerprint* still matches: a hash of
 everything that changes the posterior (model, priors, data, sampler settings, seed, and
-the course's own sampling code, which callers put in the key) and of the library
+the version of the course's sampling code, which callers put in the key) and of the library
 versions. Any change gives a new fingerprint, and the model is refitted
 and the file replaced. brms's own cache checks nothing by default (``file_refit =
 "never"``) and only the model code and data with ``file_refit = "on_change"``; neither

@@ -45,4 +45,4 @@ def check_convergence(idata: xr.DataTree, *, rhat_max: float = 1.01, ess_min: fl
     if problems:
         raise ConvergenceError(f"{name}: " + "; ".join(problems))
     return (f"{name}: {len(table)} parameters, max Rhat {table['Rhat'].max():.3f}, "
-            f"min bulk/tail ESS {ess.min():.0f}, no divergent transitions")
+            f"min ESS {ess.min():.0f}, no divergences")

@@ -111,14 +111,14 @@ class Loo:
 
 
 def loo(idata: xr.DataTree, var_name: str | None = None) -> Loo:
-    """PSIS-LOO for a fit with a stored log-likelihood (``fit_bambi`` stores it).
+    """PSIS-LOO for a fit with a stored log-likelihood (``course_utils.fitting.fit`` stores it).
 
     ``var_name`` picks the observed variable when the model has several.
     """
     if "log_likelihood" not in idata.children:
         raise ValueError(
             "this fit has no log_likelihood group; refit with log_likelihood=True "
-            "(fit_bambi's default) to compute LOO"
+            "(fit's default) to compute LOO"
         )
     names = list(idata.log_likelihood.data_vars)
     if var_name is None:

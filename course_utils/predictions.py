@@ -48,7 +48,7 @@ from .names import level_name as _level
 from scipy.special import expit
 from scipy.stats import norm
 
-__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "linear_predictor", "linpred_draws", "predicted_draws"]
+__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "linear_predictor", "linpred_draws"]
 
 CLUSTERS = ("sample", "average", "new")
 NEW_LEVELS = ("gaussian", "uncertainty")
@@ -157,7 +157,7 @@ def _as_linear_model(fit) -> LinearModel:
         return fit
     if isinstance(fit, tuple) and len(fit) == 2:
         return _from_bambi(*fit)
-    raise TypeError("pass a LinearModel or the (model, idata) pair that fit_bambi returns")
+    raise TypeError("pass a LinearModel or the (model, idata) pair of a Bambi fit")
 
 
 def _cluster_effects(
@@ -273,7 +273,7 @@ def epred_draws(
     Parameters
     ----------
     fit : LinearModel or (bambi.Model, DataTree)
-        A fitted model; ``fit_bambi``'s return value can be passed as it is.
+        A fitted model; a ``(bambi.Model, idata)`` pair, e.g. ``fit_bambi``'s return value.
     newdata : DataFrame
         Predictor values, and cluster columns unless ``clusters="average"``.
     clusters, groups, new_levels, seed
@@ -298,44 +298,3 @@ def linpred_draws(
     """Like :func:`epred_draws`, on the linear-predictor scale (column ``.linpred``)."""
     eta = linear_predictor(fit, newdata, clusters=clusters, groups=groups, new_levels=new_levels, seed=seed)
     return _long(newdata, eta, ".linpred")
-
-
-def _subset_draws(fit: LinearModel, n: int, seed) -> LinearModel:
-    """The same model with ``n`` posterior draws picked at random (as one chain)."""
-    posterior = fit.idata.posterior.to_dataset().stack(__sample__=("chain", "draw"))
-    picked = np.sort(np.random.default_rng(seed).choice(posterior.sizes["__sample__"], size=n, replace=False))
-    subset = posterior.isel(__sample__=picked).drop_vars(["__sample__", "chain", "draw"])
-    subset = subset.rename({"__sample__": "draw"}).expand_dims(chain=[0]).assign_coords(draw=np.arange(n))
-    subset = subset.transpose("chain", "draw", ...)
-    return LinearModel(idata=xr.DataTree.from_dict({"posterior": subset}), fixed=fit.fixed, varying=fit.varying,
-                       family=fit.family, thresholds=fit.thresholds, link=fit.link)
-
-
-def predicted_draws(
-    fit, newdata: pd.DataFrame, *, draws: int, seed: int, clusters: str = "sample",
-    groups: Sequence[str] | None = None, new_levels: str = "gaussian", sigma: str = "sigma",
-) -> pd.DataFrame:
-    """Replicated outcomes (tidybayes's ``predicted_draws``) for ``draws`` posterior draws
-    picked at random: new responses drawn from the model, one per row of ``newdata`` and
-    draw, for posterior predictive checks.
-
-    Returns ``newdata``'s columns, ``.row``, ``.prediction`` and the draw indices (``.draw``
-    numbers the picked draws from 1). For a cumulative model ``.prediction`` is the
-    category (1 to K); for a gaussian one the residual sd is the posterior variable
-    ``sigma``.
-    """
-    pick, clusters_seed, outcome_seed = np.random.SeedSequence(seed).spawn(3)  # independent streams
-    model = _subset_draws(_as_linear_model(fit), draws, pick)
-    rng = np.random.default_rng(outcome_seed)
-    eta = linear_predictor(model, newdata, clusters=clusters, groups=groups, new_levels=new_levels,
-                           seed=clusters_seed)
-    mean = _response(model, eta)
-    if model.family == "cumulative":
-        cumulative = mean.cumsum(axis=-1)
-        outcome = (rng.uniform(size=mean.shape[:-1])[..., None] > cumulative[..., :-1]).sum(axis=-1) + 1
-    elif model.family == "bernoulli":
-        outcome = (rng.uniform(size=mean.shape) < mean).astype(int)
-    else:
-        scale = model.idata.posterior[sigma].transpose("chain", "draw").to_numpy()[..., None]
-        outcome = rng.normal(mean, scale)
-    return _long(newdata, outcome, ".prediction")

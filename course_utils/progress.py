@@ -30,6 +30,7 @@ import contextvars
 import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,8 +92,13 @@ class FitProgress:
         self.per_chain = 0
         self.first: tuple[float, int] | None = None  # (time, iterations) at the first update
         self._open_line = False
+        # nutpie calls back from a thread of its own: one writer at a time, none after end().
+        self._lock = threading.Lock()
+        self._closed = False
 
     def _write(self, text: str, *, final: bool = False) -> None:
+        if self._closed:
+            return
         if self.live:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
             self._open_line = not final
@@ -121,14 +127,16 @@ class FitProgress:
         self.advance(draw.chain)
 
     def nutpie_callback(self, chains) -> None:
-        """nutpie's ``progress_callback``: every chain's finished iterations so far."""
-        for chain, state in enumerate(chains):
-            if chain >= len(self.done):
-                self.done.append(0)
-            self.done[chain] = int(state.finished_draws)
-        if self.first is None:
-            self.first = (self.clock(), sum(self.done))
-        self._maybe_show()
+        """nutpie's ``progress_callback`` (called from nutpie's own thread): every chain's
+        finished iterations so far."""
+        with self._lock:
+            for chain, state in enumerate(chains):
+                if chain >= len(self.done):
+                    self.done.append(0)
+                self.done[chain] = int(state.finished_draws)
+            if self.first is None:
+                self.first = (self.clock(), sum(self.done))
+            self._maybe_show()
 
     def _maybe_show(self) -> None:
         now = self.clock()
@@ -157,7 +165,9 @@ class FitProgress:
 
     def end(self, ok: bool) -> None:
         elapsed = _format_duration(self.clock() - self.started)
-        self._write(f"[{self.name}] {'done in' if ok else 'failed after'} {elapsed}", final=True)
+        with self._lock:
+            self._write(f"[{self.name}] {'done in' if ok else 'failed after'} {elapsed}", final=True)
+            self._closed = True
 
 
 # The fit being reported in this thread (or task), set by :func:`reporting`.

@@ -148,7 +148,7 @@ def brms_summary(idata: xr.DataTree, prob: float = 0.95) -> BrmsSummary:
 
     Works on any posterior whose parameters :mod:`course_utils.names` can name: Bambi fits
     and hand-written models that use brms's names. The header comes from what
-    :func:`course_utils.fitting.fit_bambi` stored with the fit (formula, family, data
+    :func:`course_utils.fitting.fit` stored with the fit (formula, family, data
     size, draws); a posterior without it gets the draws line only.
     """
     columns = brms_draws(idata)

@@ -109,6 +109,17 @@ def test_fit_bambi_keys_on_every_argument_it_uses(toy_data, tmp_path, monkeypatc
                                    log_likelihood=False, kwargs={"target_accept": 0.9})
 
 
+def test_a_shifted_predictor_changes_the_key(toy_data):
+    """Bambi centres predictors in the PyMC graph, so x and x + 1 give the same graph; the
+    intercept it un-centres afterwards differs, and so must the key."""
+    assert key(toy_data.assign(x=toy_data["x"] + 1)) != key(toy_data)
+
+
+def test_a_callable_argument_does_not_break_the_cache(toy_data):
+    one, other = key(toy_data, kwargs={"callback": print}), key(toy_data, kwargs={"callback": repr})
+    assert one == other == key(toy_data)
+
+
 def test_data_content_is_in_the_key(toy_data):
     changed = toy_data.assign(y=toy_data["y"] + 0.01)
     assert key(changed) != key(toy_data)
