@@ -197,12 +197,18 @@ def test_pymc_model_key_sees_derived_quantities():
     assert pymc_model_key(model(2.0)) != pymc_model_key(model(3.0))
 
 
-def test_pymc_model_key_is_the_same_in_every_process():
-    """A model with derived quantities gets the same key in a new process (a book build
-    runs each chapter in a new kernel); otherwise its cached fit is never used."""
+def _printed_in_two_processes(code: str) -> list[str]:
+    """What ``code`` prints, run twice, each time in a new Python process."""
     import subprocess
     import sys
 
+    return [subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            for _ in range(2)]
+
+
+def test_pymc_model_key_is_the_same_in_every_process():
+    """A model with derived quantities gets the same key in a new process (a book build
+    runs each chapter in a new kernel); otherwise its cached fit is never used."""
     code = (
         "import json, pymc as pm\n"
         "from course_utils.fitting import pymc_model_key\n"
@@ -213,8 +219,7 @@ def test_pymc_model_key_is_the_same_in_every_process():
         "    pm.Normal('y', r[[0, 1, 1]], 1, observed=[0.1, 0.5, 0.4])\n"
         "print(json.dumps(pymc_model_key(m)))\n"
     )
-    keys = [subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-            for _ in range(2)]
+    keys = _printed_in_two_processes(code)
     assert keys[0] == keys[1]
 
 
@@ -285,9 +290,6 @@ def test_fit_gives_what_model_fit_gives(tiny_fit):
 
 def test_a_bambi_models_key_is_the_same_in_every_process():
     """A book build runs each chapter in a new kernel: the key must not change with it."""
-    import subprocess
-    import sys
-
     code = (
         "import json, bambi as bmb, numpy as np, pandas as pd\n"
         "from course_utils.fitting import _fit_key\n"
@@ -299,8 +301,7 @@ def test_a_bambi_models_key_is_the_same_in_every_process():
         "print(json.dumps(_fit_key(m, random_seed=1, draws=1, tune=1, chains=1, inference_method='pymc', "
         "log_likelihood=True, kwargs={})))\n"
     )
-    keys = [subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-            for _ in range(2)]
+    keys = _printed_in_two_processes(code)
     assert keys[0] == keys[1] and '"graph"' in keys[0]
 
 
