@@ -419,6 +419,15 @@ def _loo(posterior, data: pd.DataFrame):
     return S.loo_stats(S.cumulative_log_lik(posterior, data), posterior)
 
 
+def _rounding(table: pd.DataFrame, name: str) -> float:
+    """How far az.compare's default rounding (``round_to="auto"``) may move a model's elpd:
+    to the decimal place of the first significant digit of twice its standard error."""
+    if "se" not in table.columns:
+        return 0.0
+    se = float(table.loc[name, "se"])
+    return 10.0 ** math.floor(math.log10(2 * se)) if np.isfinite(se) and se > 0 else 0.0
+
+
 def check_loo(simple: Model, varying: Model, table_item: Item, reference: dict, data: pd.DataFrame) -> CheckResult:
     """The student's comparison table must be what their own draws give; the graded
     elpd_loo and elpd_diff are those of the trusted fits of their two models."""
@@ -430,11 +439,14 @@ def check_loo(simple: Model, varying: Model, table_item: Item, reference: dict, 
     except Exception as error:
         return _result(check, False, f"comparison could not be read: {error}")
     missing = [m for m in ("m_simple", "m_varying") if m not in table.index]
-    needed = [c for c in ("elpd_loo", "elpd_diff") if c not in table.columns]
+    # az.compare's column, or brms's layout (the course's loo_compare).
+    elpd = "elpd" if "elpd" in table.columns and "elpd_loo" not in table.columns else "elpd_loo"
+    needed = [c for c in (elpd, "elpd_diff") if c not in table.columns]
     if missing or needed:
         return _result(check, False, (
-            "comparison should be the table loo_compare({'m_simple': ..., 'm_varying': ...}) returns, with rows "
-            f"m_simple and m_varying and columns elpd_loo and elpd_diff; it lacks {', '.join(missing + needed)}."))
+            "comparison should be the table az.compare({'m_simple': ..., 'm_varying': ...}) (or the course's "
+            "loo_compare) returns, with rows m_simple and m_varying and columns elpd (elpd_loo) and elpd_diff; it "
+            f"lacks {', '.join(missing + needed)}."))
     for model in (simple, varying):
         problem = model.problem or model.trusted.problem or _terms_problem(model.trusted, model.name)
         if problem:
@@ -451,15 +463,15 @@ def check_loo(simple: Model, varying: Model, table_item: Item, reference: dict, 
             return _result(check, False, f"the LOO of {model.name} could not be computed on the Trolley data: "
                                          f"{error}. Fit it to the whole data set.")
     problems = []
-    reported = {m: float(table.loc[m, "elpd_loo"]) for m in ("m_simple", "m_varying")}
+    reported = {m: float(table.loc[m, elpd]) for m in ("m_simple", "m_varying")}
     for name in ("m_simple", "m_varying"):
         own, _ = mine[name]
         if reported[name] > 0 and own.elpd_loo < 0:
             problems.append(f"Your elpd_loo for {name} is {_fmt(reported[name])}, positive: elpd_loo is a log "
                             "predictive density (negative here), not a deviance or LOOIC (-2 elpd_loo).")
-        elif abs(reported[name] - own.elpd_loo) > max(1.0, 1e-4 * abs(own.elpd_loo)):
+        elif abs(reported[name] - own.elpd_loo) > max(1.0, 1e-4 * abs(own.elpd_loo), _rounding(table, name)):
             problems.append(f"Your elpd_loo for {name} is {_fmt(reported[name])}, but your own draws give "
-                            f"{_fmt(own.elpd_loo)}: compute it with loo() on that model's fit.")
+                            f"{_fmt(own.elpd_loo)}: compute it with az.compare (or loo()) on that model's fit.")
         result, mcse = trusted[name]
         ref = reference["models"][name]["loo"]
         if not agrees(result.elpd_loo, mcse, ref["elpd_loo"], ref["mcse_elpd_loo"], FLOORS["elpd"]):
@@ -499,8 +511,10 @@ def _load_draws(item: Item, name: str, need_id: bool) -> tuple[pd.DataFrame | No
     if ".epred" not in frame.columns:
         if ".linpred" in frame.columns:
             return None, (f"{name} holds .linpred, the linear predictor on the logit scale; the exercise asks for "
-                          "probabilities of each rating: use epred_draws, which applies the link function")
-        return None, f"{name} has no .epred column: make it with epred_draws(...)"
+                          "probabilities of each rating: use model.predict(..., kind=\"response_params\") or "
+                          "epred_draws, which apply the link function")
+        return None, (f"{name} has no probabilities: make it with model.predict(..., kind=\"response_params\", "
+                      "inplace=False) or epred_draws(...)")
     if ".category" not in frame.columns and len(frame) and not frame[".epred"].between(0, 1).all():
         return None, (f"{name} has one value per story and draw (no .category), around "
                       f"{_fmt(float(frame['.epred'].mean()))}: a mean rating, as a gaussian model predicts. The "
@@ -515,7 +529,8 @@ def _load_draws(item: Item, name: str, need_id: bool) -> tuple[pd.DataFrame | No
     if not np.isfinite(values).all() or values.min() < -1e-9 or values.max() > 1 + 1e-9:
         return None, (f"{name}'s .epred values run from {_fmt(np.nanmin(values))} to {_fmt(np.nanmax(values))}, "
                       "outside 0 to 1: these are not probabilities. Are they on the linear (logit) scale? "
-                      "Use epred_draws, which applies the link function")
+                      "Use model.predict(..., kind=\"response_params\") or epred_draws, which apply the link "
+                      "function")
     per_group = frame.groupby([*S.STORY_COLUMNS, ".category"] + (["id"] if need_id else []), observed=True).size()
     if len(per_group) and per_group.min() < MIN_DRAWS:
         return None, (f"{name} has {per_group.min()} draws per prediction; use all of the model's draws "
@@ -524,7 +539,7 @@ def _load_draws(item: Item, name: str, need_id: bool) -> tuple[pd.DataFrame | No
     sums = frame.groupby(keys, observed=True)[".epred"].sum()
     if len(sums) and (np.abs(sums - 1) > 1e-6).any():
         return None, (f"{name}'s probabilities of the seven ratings do not sum to 1 for each story and draw: "
-                      "keep all seven categories (.category 1 to 7) from epred_draws")
+                      "keep all seven categories (1 to 7)")
     return frame, ""
 
 
@@ -582,11 +597,11 @@ def _provenance_problem(frame: pd.DataFrame, posterior, keys: list[str], name: s
     if (chain.min() < 0 or chain.max() >= n_chain or draw.min() < 0 or draw.max() >= n_draw
             or category.min() < 0 or category.max() >= probs.shape[-1]):
         return (f"{name}'s .chain, .iteration and .category do not match the draws of your m_varying: make it "
-                "with epred_draws on that fit")
+                "with model.predict or epred_draws on that fit")
     gap = float(np.abs(frame[".epred"].to_numpy(dtype=float) - probs[chain, draw, where, category]).max())
     if gap > SAME_DRAW_TOLERANCE:
         return (f"{name} was not computed from your m_varying's draws: a probability differs by {gap:.3g} from the "
-                "one that draw gives. Make it with epred_draws on the fit of this notebook")
+                "one that draw gives. Make it with model.predict or epred_draws on the fit of this notebook")
     return ""
 
 
@@ -625,7 +640,7 @@ def check_participants(item: Item, model: Model, reference: dict, data: pd.DataF
         average = S.from_records(reference["predictions"]["average"])
         n_avg, _ = _compare_probabilities(mine.drop(columns="id"), average, [*S.STORY_COLUMNS, ".category"])
         hint = (" They match the average participant's: include the participants' own intercepts "
-                "(clusters=\"sample\")." if n_avg == 0 else "")
+                "(model.predict's default, or epred_draws's clusters=\"sample\")." if n_avg == 0 else "")
         return _result(check, False, _worst(joined, "participant") + "." + hint)
     problem = prediction_model_problem(model) or _provenance_problem(frame, model.mine.posterior,
                                                                      ["id", *S.STORY_COLUMNS], "pred_participants")
@@ -649,7 +664,8 @@ def check_average(item: Item, model: Model, reference: dict) -> CheckResult:
         return _result(check, False, problem)
     if "id" in frame and frame["id"].nunique() > 1:
         return _result(check, False, "pred_average has several ids: the average participant is one prediction per "
-                                     "story with the varying intercept left out (clusters=\"average\").")
+                                     "story with the varying intercept left out (model.predict's "
+                                     "include_group_specific=False, or clusters=\"average\").")
     keys = [*S.STORY_COLUMNS, ".category"]
     mine = S.prediction_stats(frame, keys)
     ref = S.from_records(reference["predictions"]["average"])
@@ -660,7 +676,8 @@ def check_average(item: Item, model: Model, reference: dict) -> CheckResult:
         new = S.from_records(reference["predictions"]["new"]["gaussian"])
         n_new, _ = _compare_probabilities(mine, new, keys)
         hint = (" They match a new participant's (an intercept drawn from the population); the average participant "
-                "has the intercept left out: clusters=\"average\"." if n_new == 0 else "")
+                "has the intercept left out: include_group_specific=False (or clusters=\"average\")."
+                if n_new == 0 else "")
         return _result(check, False, _worst(joined, "average participant") + "." + hint)
     problem = prediction_model_problem(model) or _provenance_problem(frame, model.mine.posterior, S.STORY_COLUMNS,
                                                                      "pred_average")
@@ -702,7 +719,8 @@ def check_new(item: Item, model: Model, reference: dict, data: pd.DataFrame) -> 
         if _compare_probabilities(part, average, keys)[0] == 0:
             messages.append(f"the predictions for {person} equal the average participant's: a new participant's "
                             "intercept is unknown and must be drawn from the population of participants "
-                            "(epred_draws(..., clusters=\"new\", seed=...)), not left out")
+                            "(model.predict(..., sample_new_groups=True) or epred_draws(..., clusters=\"new\", "
+                            "seed=...)), not left out")
         else:
             messages.append(_worst(fits["gaussian"][1], f"new participant {person}"))
     if messages:

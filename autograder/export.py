@@ -2,7 +2,8 @@
 
 This module runs inside the student's kernel, which the student's own code controls, so
 it decides nothing. It copies what the exercise asked for (posterior draws with the
-model's specification and data, a LOO table, prediction draws) into files in ``$AUTOGRADER_PAYLOAD_DIR`` and prints one line per item,
+model's specification and data, a LOO table, prediction draws from ``model.predict`` or
+``epred_draws``) into files in ``$AUTOGRADER_PAYLOAD_DIR`` and prints one line per item,
 ``autograder-payload <item> <sha256>``, into the test cell's output. The grader, in its
 own process, recomputes every graded quantity from those files and accepts an item only
 if its digest line appears exactly once, in the output of the test cell that nbgrader
@@ -130,12 +131,22 @@ def export_table(item: str, namespace: dict, name: str) -> None:
     _export(item, write)
 
 
-def export_draws(item: str, namespace: dict, name: str) -> None:
-    """Save a tidy draws table ``namespace[name]`` (from ``epred_draws``) as CSV."""
+def export_draws(item: str, namespace: dict, name: str, rows: str | None = None) -> None:
+    """Save the predictions ``namespace[name]`` as a tidy draws table (CSV): a table from
+    ``epred_draws``, or what ``model.predict(..., inplace=False)`` returned, which is
+    turned into one with the rows it was given (``namespace[rows]``)."""
     def write(folder: Path) -> None:
         frame = _get(namespace, name)
+        if getattr(frame, "posterior", None) is not None:  # model.predict's result
+            if rows is None or rows not in namespace:
+                raise NameError(f"{name} is what model.predict returned; the grader also needs the rows you "
+                                f"predicted for, as a DataFrame named {rows}")
+            from course_utils.predictions import tidy_predictions
+
+            frame = tidy_predictions(frame, namespace[rows])
         if not hasattr(frame, "to_csv") or not hasattr(frame, "columns"):
-            raise TypeError(f"{name} should be a DataFrame of draws (from epred_draws), not {type(frame).__name__}")
+            raise TypeError(f"{name} should be what model.predict(..., inplace=False) or epred_draws returns, "
+                            f"not {type(frame).__name__}")
         columns = [c for c in DRAW_COLUMNS if c in frame.columns]
         if len(frame) * max(1, len(columns)) > 20_000_000:
             raise ValueError(f"{name} is too large to grade ({len(frame)} rows)")

@@ -32,9 +32,10 @@ _EXPORTS = {
     "m_varying": (export_fit, ("m_varying_idata", "m_varying")),
     "comparison": (export_table, ("comparison",)),
     "m_varying_2": (export_fit, ("m_varying_idata", "m_varying")),
-    "pred_participants": (export_draws, ("pred_participants",)),
-    "pred_average": (export_draws, ("pred_average",)),
-    "pred_new": (export_draws, ("pred_new",)),
+    # The predictions, and the rows they are for (needed when they come from model.predict).
+    "pred_participants": (export_draws, ("pred_participants", "three_people")),
+    "pred_average": (export_draws, ("pred_average", "stories")),
+    "pred_new": (export_draws, ("pred_new", "two_new")),
 }
 _SECOND = ("m_varying_2", "pred_participants", "pred_average", "pred_new")
 

@@ -82,9 +82,10 @@ def describe(model, idata=None) -> dict:
             "via": "the course's fit" if course else "Model.fit",
             "chains": int(posterior.sizes.get("chain", 0)),
             "draws": int(posterior.sizes.get("draw", 0)),
-            "tune": course.get("tune", attrs.get("tuning_steps")),
-            "sampler": course.get("sampler", attrs.get("inference_library")),
-            "seed": course.get("seed"),
+            # Plain values: attributes read back from NetCDF are NumPy scalars.
+            "tune": _plain(course.get("tune", attrs.get("tuning_steps"))),
+            "sampler": _plain(course.get("sampler", attrs.get("inference_library"))),
+            "seed": _plain(course.get("seed")),
         }
     return spec
 

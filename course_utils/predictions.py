@@ -48,7 +48,8 @@ from .names import level_name as _level
 from scipy.special import expit
 from scipy.stats import norm
 
-__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "linear_predictor", "linpred_draws"]
+__all__ = ["LinearModel", "VaryingIntercept", "epred_draws", "linear_predictor", "linpred_draws",
+           "tidy_predictions"]
 
 CLUSTERS = ("sample", "average", "new")
 NEW_LEVELS = ("gaussian", "uncertainty")
@@ -298,3 +299,44 @@ def linpred_draws(
     """Like :func:`epred_draws`, on the linear-predictor scale (column ``.linpred``)."""
     eta = linear_predictor(fit, newdata, clusters=clusters, groups=groups, new_levels=new_levels, seed=seed)
     return _long(newdata, eta, ".linpred")
+
+
+def tidy_predictions(predicted, newdata: pd.DataFrame) -> pd.DataFrame:
+    """``model.predict``'s probabilities as a long table in :func:`epred_draws`'s layout.
+
+    The gap it fills: Bambi's ``model.predict(idata, data=newdata, kind="response_params",
+    inplace=False)`` returns the draws as an xarray array (``posterior["p"]`` for a
+    cumulative model, ``posterior["mu"]`` otherwise) indexed by the rows of ``newdata``
+    (``__obs__``) without ``newdata``'s own columns, which seaborn's figures and the
+    grader need beside each probability.
+
+    Parameters
+    ----------
+    predicted : xarray.DataTree or DataFrame
+        What ``model.predict(..., kind="response_params", inplace=False)`` returned. A
+        DataFrame (e.g. from :func:`epred_draws`) is returned as it is.
+    newdata : DataFrame
+        The data given to ``model.predict``, one row per ``__obs__``.
+
+    Returns
+    -------
+    DataFrame
+        ``newdata``'s columns, ``.row``, ``.category`` (1 to K, for a cumulative model),
+        ``.epred`` and ``.chain``, ``.iteration``, ``.draw`` (counted from 1).
+    """
+    if isinstance(predicted, pd.DataFrame):
+        return predicted
+    posterior = getattr(predicted, "posterior", None)
+    if posterior is None:
+        raise TypeError(f"expected what model.predict(..., inplace=False) returns, not {type(predicted).__name__}")
+    name = next((v for v in ("p", "mu") if v in posterior), None)
+    if name is None:
+        raise ValueError("the predictions hold no probabilities or means (posterior['p'] or ['mu']): "
+                         "use model.predict(..., kind=\"response_params\", inplace=False)")
+    values = posterior[name]
+    obs = next((d for d in values.dims if d.startswith("__obs__")), None)
+    if obs is None or values.sizes[obs] != len(newdata):
+        raise ValueError(f"the predictions are for {values.sizes.get(obs, 0)} rows but newdata has {len(newdata)}: "
+                         "pass model.predict the same rows (data=newdata)")
+    rest = [d for d in values.dims if d not in ("chain", "draw", obs)]
+    return _long(newdata, values.transpose("chain", "draw", obs, *rest).to_numpy(), ".epred")

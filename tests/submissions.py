@@ -2,7 +2,8 @@
 
 A submission starts from the released notebooks (what a student downloads), with each
 answer cell filled in from the source notebook's solution, and then changes what a
-student might change: the seed (:func:`correct`), or one of the common mistakes the
+student might change: the seed (:func:`correct`), the libraries' own calls in place of the
+course's helpers (:func:`plain`), or one of the common mistakes the
 checks recognise (:data:`MISTAKES`), a crash, an endless loop, a memory hog, a file that
 is not a notebook, or tampering with the grading (:func:`tampering`).
 """
@@ -19,8 +20,8 @@ import nbformat
 from autograder.checks import CHECKS
 from autograder.release import EXERCISES, release_course  # noqa: F401  (release_course: for the callers)
 
-__all__ = ["release_course", "solutions", "write_submission", "correct", "MISTAKES", "VARIANTS", "tampering",
-           "hostile", "fabricated", "HOSTILE_MARK"]
+__all__ = ["release_course", "solutions", "write_submission", "correct", "plain", "PLAIN", "MISTAKES", "VARIANTS",
+           "tampering", "hostile", "fabricated", "HOSTILE_MARK"]
 
 NOTEBOOKS = ("1-varying-intercepts.ipynb", "2-predictions.ipynb")
 _SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
@@ -73,10 +74,11 @@ def correct(release: Path, source: Path, target: Path, seed: int) -> Path:
     return write_submission(release, source, target, seed=seed)
 
 
-_VARYING_CALL = '''m_varying, m_varying_idata = fit_bambi(
-    "m_varying", {formula!r}, {data}, family={family!r},{priors}
-    noncentered=False, adaptation="low_rank", **SAMPLING,
-)'''
+_VARYING_CALL = '''m_varying = bmb.Model(
+    {formula!r}, {data}, family={family!r},{priors}
+    noncentered=False,
+)
+m_varying_idata = fit(m_varying, "m_varying", adaptation="low_rank", **SAMPLING)'''
 _CUMULATIVE_PRIORS = '''
     priors={
         "threshold": bmb.Prior("Normal", mu=0, sigma=1.5),
@@ -109,7 +111,7 @@ MISTAKES: dict[str, dict[str, str]] = {
     # One submission, three slips that the checks each name.
     "sign_scale_and_average": {
         "ex1_loo_answer": (
-            'comparison = loo_compare({"m_simple": loo(m_simple_idata), "m_varying": loo(m_varying_idata)})\n'
+            'comparison = az.compare({"m_simple": m_simple_idata, "m_varying": m_varying_idata})\n'
             'comparison["elpd_diff"] = -comparison["elpd_diff"]  # "a positive difference reads better"\n'),
         "ex2_participants_answer": (
             "from course_utils.predictions import linpred_draws\n"
@@ -122,6 +124,62 @@ MISTAKES: dict[str, dict[str, str]] = {
             "pred_new = epred_draws((m_varying, m_varying_idata), two_new, clusters='average')\n"),
     },
 }
+
+
+#: Right answers written with Bambi's and ArviZ's own calls and none of the course's
+#: helpers: ``Model.fit`` (with the cutpoints' ordered transform and a starting point, which
+#: the course's ``fit`` would add, and the log-likelihood LOO needs), ``az.compare``, the
+#: draws passed from one notebook to the next as NetCDF, and ``model.predict`` for every
+#: prediction (``sample_new_groups=True`` for the new participants).
+_PLAIN_MODEL = '''import pymc as pm
+
+ORDERED = pm.distributions.transforms.ordered  # Bambi drops it from a prior of one's own
+m_varying = bmb.Model(
+    "response ~ action + intention + contact + (1 | id)",
+    trolley,
+    family="cumulative",
+    priors={
+        "threshold": bmb.Prior("Normal", mu=0, sigma=1.5, transform=ORDERED),
+        **{b: bmb.Prior("Normal", mu=0, sigma=0.5) for b in ("action", "intention", "contact")},
+        "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
+    },
+    noncentered=False,
+)
+'''
+_PLAIN_START = 'START = {"threshold": np.linspace(-2, 2, 6)}  # increasing cutpoints to start from\n'
+PLAIN: dict[str, str] = {
+    "ex1_m_simple_answer": (
+        "import pymc as pm\n\n"
+        "ORDERED = pm.distributions.transforms.ordered  # Bambi drops it from a prior of one's own\n"
+        + _PLAIN_START +
+        "m_simple = bmb.Model(\n"
+        "    \"response ~ action + intention + contact\",\n"
+        "    trolley,\n"
+        "    family=\"cumulative\",\n"
+        "    priors={\"threshold\": bmb.Prior(\"Normal\", mu=0, sigma=1.5, transform=ORDERED),\n"
+        "            **{b: bmb.Prior(\"Flat\") for b in (\"action\", \"intention\", \"contact\")}},\n"
+        ")\n"
+        "m_simple_idata = m_simple.fit(**SAMPLING, initvals=START, idata_kwargs={\"log_likelihood\": True})\n"
+        "az.summary(m_simple_idata, kind=\"stats\")\n"),
+    "ex1_m_varying_answer": (
+        _PLAIN_MODEL + _PLAIN_START +
+        "m_varying_idata = m_varying.fit(**SAMPLING, initvals=START, nuts={\"adaptation\": \"low_rank\"},\n"
+        "                                idata_kwargs={\"log_likelihood\": True})\n"
+        "m_varying_idata.to_netcdf(\"m_varying.nc\")  # for the second notebook\n"),
+    "ex1_loo_answer": "comparison = az.compare({\"m_simple\": m_simple_idata, \"m_varying\": m_varying_idata})\n",
+    "ex2_refit": _PLAIN_MODEL + "m_varying.build()\nm_varying_idata = az.from_netcdf(\"m_varying.nc\")\n",
+    "ex2_new_answer": (
+        "two_new = stories.merge(pd.DataFrame({\"id\": [\"New1\", \"New2\"]}), how=\"cross\")\n"
+        "pred_new = m_varying.predict(m_varying_idata, data=two_new, kind=\"response_params\",\n"
+        "                             sample_new_groups=True, inplace=False)\n"),
+}
+
+
+def plain(release: Path, source: Path, target: Path, seed: int) -> Path:
+    """A correct submission in plain Bambi and ArviZ (:data:`PLAIN`); the predictions for
+    participants in the data and the average participant are the solutions' own
+    ``model.predict`` calls."""
+    return write_submission(release, source, target, seed=seed, answers=PLAIN)
 
 
 def _insert_after(nb: nbformat.NotebookNode, grade_id: str, code: str) -> None:
@@ -319,12 +377,9 @@ def fabricated(reference: dict) -> dict[str, str]:
     """A submission that writes the right models (``bmb.Model``) but fits neither: its
     posteriors, LOO table and predictions are made up from the public reference."""
     solved = solutions(EXERCISES / "source" / "trolley")
-    m_simple = solved["ex1_m_simple_answer"].replace("m_simple, m_simple_idata = fit_bambi(\n    \"m_simple\",",
-                                                        "m_simple = bmb.Model(").replace("**SAMPLING,", "")
-    m_varying = solved["ex1_m_varying_answer"].replace("m_varying, m_varying_idata = fit_bambi(\n    \"m_varying\",",
-                                                         "m_varying = bmb.Model(").replace(
-        "adaptation=\"low_rank\",", "").replace("**SAMPLING,", "")
-    m_simple, m_varying = (re.sub(r"\nbrms_summary\(.*\)\n?", "\n", code) for code in (m_simple, m_varying))
+    # The solutions' bmb.Model(...) calls, without the fit and the summary after them.
+    m_simple, m_varying = (re.sub(r"\n(\w+_idata = fit\(|az\.summary\().*", "\n", solved[cell], flags=re.S)
+                           for cell in ("ex1_m_simple_answer", "ex1_m_varying_answer"))
     ref = reference["models"]
     table = (f"comparison = pd.DataFrame({{'elpd_loo': [{ref['m_varying']['loo']['elpd_loo']}, "
              f"{ref['m_simple']['loo']['elpd_loo']}], 'elpd_diff': [0.0, {reference['comparison']['elpd_diff']}], "

@@ -257,6 +257,62 @@ def test_prediction_scale_mistakes(rng, tmp_path, monkeypatch, capsys):
     assert message == "" and len(frame) == 2 * 7 * 1000
 
 
+def test_model_predict_results_are_exported_with_their_rows(rng, tmp_path, monkeypatch, capsys):
+    rows = pd.DataFrame({"action": [0, 1], "intention": [0, 0], "contact": [0, 0]})
+    p = rng.dirichlet(np.ones(7), size=(2, 500, len(rows)))
+    predicted = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        {"p": (("chain", "draw", "__obs__", "response_dim"), p)},
+        coords={"response_dim": [str(k) for k in range(1, 8)]})})
+    monkeypatch.setenv("AUTOGRADER_PAYLOAD_DIR", str(tmp_path / "payload"))
+    export_draws("pred_average", {"pred": predicted, "stories": rows}, "pred", rows="stories")
+    line = capsys.readouterr().out
+    item = verify(_notebook(tmp_path, [_cell("ex2_average", line)]), tmp_path / "payload",
+                  {"pred_average": "ex2_average"})["pred_average"]
+    frame, message = C._load_draws(item, "pred_average", False)
+    assert message == ""
+    second = frame[(frame["action"] == 1) & (frame[".chain"] == 2) & (frame[".iteration"] == 7)]
+    np.testing.assert_allclose(second.sort_values(".category")[".epred"], p[1, 6, 1])
+    export_draws("pred_average", {"pred": predicted}, "pred", rows="stories")
+    line = capsys.readouterr().out
+    item = verify(_notebook(tmp_path, [_cell("ex2_average", line)]), tmp_path / "payload",
+                  {"pred_average": "ex2_average"})["pred_average"]
+    assert item.status == "error" and "a DataFrame named stories" in item.reason
+
+
+def test_loo_check_reads_az_compare_as_printed_by_default(rng, tmp_path, monkeypatch, capsys):
+    """az.compare's table (elpd and dse, rounded to the standard error by default) earns the
+    check; the same table with elpd_diff's sign flipped is named."""
+    import arviz as az
+
+    data = ratings(rng, n=600)
+    posts = {"m_simple": posterior(rng, with_id=False), "m_varying": posterior(rng)}
+    trees, reference, loos = {}, {"models": {}}, {}
+    for name, post in posts.items():
+        log_lik = S.cumulative_log_lik(post, data)
+        trees[name] = xr.DataTree.from_dict({"posterior": post, "log_likelihood": xr.Dataset(
+            {"response": (("chain", "draw", "__obs__"), log_lik)})})
+        loos[name] = S.loo_stats(log_lik, post)
+        reference["models"][name] = {"loo": {"elpd_loo": loos[name][0].elpd_loo, "se_elpd_loo": 1.0,
+                                             "mcse_elpd_loo": loos[name][1]}}
+    diff = loos["m_simple"][0].elpd_loo - loos["m_varying"][0].elpd_loo
+    reference["comparison"] = {"elpd_diff": diff, "se_diff": 1.0,
+                               "mcse_elpd_diff": math.hypot(loos["m_simple"][1], loos["m_varying"][1])}
+    simple, varying = (_model(tmp_path, monkeypatch, capsys, post, name=name) for name, post in posts.items())
+    table = az.compare(trees)
+    assert {"elpd", "elpd_diff", "dse"} <= set(table.columns)
+
+    def graded(comparison):
+        line = _exported(tmp_path, monkeypatch, capsys, comparison=comparison)
+        item = verify(_notebook(tmp_path, [_cell("ex1_loo", line)]), tmp_path / "payload",
+                      {"comparison": "ex1_loo"})["comparison"]
+        return C.check_loo(simple, varying, item, reference, data)
+
+    result = graded(table)
+    assert result.score == result.points, result.message
+    result = graded(table.assign(elpd_diff=-table["elpd_diff"]))
+    assert result.score == 0 and "sign of your elpd_diff is flipped" in result.message
+
+
 # ------------------------------------------------------------------ limits
 
 def test_run_limited_stops_time_and_memory_hogs(tmp_path):

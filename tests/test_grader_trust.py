@@ -69,6 +69,19 @@ def test_specification_round_trips_and_names_the_model_not_the_seed(rng):
     assert SP.key(spec, changed, settings) != key
 
 
+def test_specification_of_draws_read_back_from_netcdf_is_plain_json(rng, tmp_path):
+    """A fit saved with to_netcdf and read back (how a Model.fit user hands it from one
+    notebook to the next) carries NumPy scalars in its attributes."""
+    posterior = xr.Dataset({"action": (("chain", "draw"), rng.normal(size=(2, 10)))},
+                           attrs={"tuning_steps": 1000, "inference_library": "nutpie"})
+    xr.DataTree.from_dict({"posterior": posterior}).to_netcdf(tmp_path / "fit.nc", engine="h5netcdf")
+    read = xr.open_datatree(tmp_path / "fit.nc", engine="h5netcdf")
+    assert isinstance(read.posterior.attrs["tuning_steps"], np.integer)
+    spec = json.loads(json.dumps(SP.describe(_model(_ratings(rng)), read)))
+    assert spec["sampler"] == {"via": "Model.fit", "chains": 2, "draws": 10, "tune": 1000, "sampler": "nutpie",
+                               "seed": None}
+
+
 @pytest.mark.parametrize("change, words", [
     ({"formula": "response ~ action + I(__import__('os').system('touch x'))"}, "calls a function"),
     ({"formula": "response ~ action + os"}, "not a column"),

@@ -1,7 +1,9 @@
 """End to end: release the Trolley assignment, grade a class of synthetic submissions.
 
-The class: a correct submission (the canary, the solution notebooks, is graded first by
-the preflight), the most common mistake (no varying intercept; the feedback for the
+The class: a correct submission written with Bambi's and ArviZ's own calls only
+(``Model.fit``, ``az.compare``, ``model.predict``; the canary, the solution notebooks with
+the course's ``fit`` and ``epred_draws``, is graded first by the preflight and must earn
+full marks too), the most common mistake (no varying intercept; the feedback for the
 others is tested on synthetic posteriors in test_autograder.py), three slips and an
 endless loop in one submission, a crash, a memory bomb in a child process, a file that
 is not a notebook, a submission that tampers with the grading, one
@@ -76,7 +78,7 @@ def graded(tmp_path_factory):
     def target(student):
         return course / "submitted" / student / "trolley"
 
-    submissions.correct(release, source, target("correct_a"), seed=1)
+    submissions.plain(release, source, target("correct_plain"), seed=1)
     for name, (answers, edit) in submissions.VARIANTS.items():
         submissions.write_submission(release, source, target(name), answers=answers, edit=edit)
     answers, edit = submissions.tampering(load_reference())
@@ -104,10 +106,10 @@ def graded(tmp_path_factory):
         "the gradebook": str(course / "gradebook.db"),
         "the solutions": str(source / "1-varying-intercepts.ipynb"),
         "the checkout's solutions": str(ROOT / "exercises" / "source" / "trolley" / "2-predictions.ipynb"),
-        "another student's notebook": str(target("correct_a") / "1-varying-intercepts.ipynb"),
-        "another student's state": str(state / "correct_a.json"),
-        "another student's payload": str(state / "work" / "correct_a" / "sandbox" / "payload" / "m_simple.nc"),
-        "the feedback": str(course / "feedback" / "correct_a" / "trolley" / "1-varying-intercepts.html"),
+        "another student's notebook": str(target("correct_plain") / "1-varying-intercepts.ipynb"),
+        "another student's state": str(state / "correct_plain.json"),
+        "another student's payload": str(state / "work" / "correct_plain" / "sandbox" / "payload" / "m_simple.nc"),
+        "the feedback": str(course / "feedback" / "correct_plain" / "trolley" / "1-varying-intercepts.html"),
         "the trusted fits": str(Path(os.environ["AUTOGRADER_CACHE"]) / "trusted" / "*.json"),
         "the environment": str(Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
                                / "site-packages" / "hostile.pth"),
@@ -116,7 +118,7 @@ def graded(tmp_path_factory):
     submissions.write_submission(release, source, target("hostile"), answers=answers, edit=edit)
     protected = [ROOT / "autograder" / "checks.py", ROOT / "autograder" / "reference" / "trolley.json",
                  *(ROOT / "exercises" / "source" / "trolley").glob("*.ipynb"), *source.glob("*.ipynb"),
-                 *target("correct_a").glob("*.ipynb")]
+                 *target("correct_plain").glob("*.ipynb")]
     before = _digests(protected)
     started = time.monotonic()
     states = grade_class(course, "trolley", workers=2, limits=LIMITS)
@@ -134,7 +136,7 @@ def _checks(states, student):
 
 def test_correct_submissions_get_full_marks(graded):
     states = graded["states"]
-    for student in ("correct_a",):
+    for student in ("correct_plain",):
         assert states[student]["outcome"]["status"] == "graded"
         assert states[student]["score"] == TOTAL, _checks(states, student)
 
@@ -143,7 +145,7 @@ def test_correct_submission_is_graded_within_budget(graded):
     states = graded["states"]
     # Two graded at once on two cores. Measured 379 s (178 to 271 s with nutpie 0.16.8 and 500
     # warm-up iterations); 10 minutes leaves room for a busy machine.
-    assert states["correct_a"]["outcome"]["seconds"] < 600
+    assert states["correct_plain"]["outcome"]["seconds"] < 600
 
 
 def test_missing_varying_intercept(graded):
@@ -205,10 +207,10 @@ def test_tampering_earns_only_what_it_did(graded):
 def test_hostile_submission_earns_nothing_and_changes_nothing(graded):
     states, course = graded["states"], graded["course"]
     assert states["hostile"]["score"] == 0 and states["hostile"]["outcome"]["status"] == "graded"
-    assert graded["changed"] == set()  # the checkout's grader, reference and solutions; the course's; correct_a's
+    assert graded["changed"] == set()  # the checkout's grader, reference and solutions; the course's; correct_plain's
     assert graded["connections"] == []  # no connection reached the grader's machine
     assert graded["strays"] == []  # the process it left behind died with its sandbox
-    assert states["correct_a"]["score"] == TOTAL  # graded beside it, its grade did not move
+    assert states["correct_plain"]["score"] == TOTAL  # graded beside it, its grade did not move
     outputs = " ".join(c.get("text", "") for path in (course / "autograded" / "hostile" / "trolley").glob("*.ipynb")
                        for c in _outputs(path))
     assert submissions.HOSTILE_MARK in outputs  # its attempts ran, and each one failed:
@@ -223,7 +225,7 @@ def test_hostile_submission_earns_nothing_and_changes_nothing(graded):
         assert f"could not read {name}" in outputs, name
     assert not (course / ".grading" / "trolley" / "autograder").exists()  # planted modules stayed in its folder
     feedback = " ".join(p.read_text() for p in (course / "feedback" / "hostile" / "trolley").glob("*.html"))
-    assert "BEGIN SOLUTION" not in feedback and "fit_bambi(\n" not in feedback
+    assert "BEGIN SOLUTION" not in feedback and '"m_varying", adaptation="low_rank", **SAMPLING)' not in feedback
     # What it planted in its own folder stayed there: the checks ran from the installed copy.
     assert len(states["hostile"]["outcome"]["checks"]) == len(CHECKS)
 
@@ -238,7 +240,7 @@ def test_fabricated_posteriors_and_predictions_earn_nothing(graded):
         assert "cannot be credited" in checks[check]["message"], checks[check]["message"]
     # The models it wrote were the right ones: the grader refitted them and shared the fits.
     fits = {f["item"]: f for f in states["fabricated"]["outcome"]["fits"]}
-    assert fits["m_varying"]["key"] == {f["item"]: f for f in states["correct_a"]["outcome"]["fits"]}["m_varying"]["key"]
+    assert fits["m_varying"]["key"] == {f["item"]: f for f in states["correct_plain"]["outcome"]["fits"]}["m_varying"]["key"]
 
 
 def test_trusted_fits_are_shared_and_reported(graded):
@@ -246,15 +248,15 @@ def test_trusted_fits_are_shared_and_reported(graded):
     fits = [f for st in states.values() for f in st["outcome"]["fits"]]
     keys = {f["key"] for f in fits}
     assert len(fits) > 2 * len(keys)  # most submissions reuse a fit
-    assert all(f["reused"] for f in states["correct_a"]["outcome"]["fits"])  # the canary fitted the right models
+    assert all(f["reused"] for f in states["correct_plain"]["outcome"]["fits"])  # the canary fitted the right models
     with open(course / "grading-report.csv") as fh:
         report = {r["student"]: r for r in csv.DictReader(fh)}
-    assert report["correct_a"]["sandbox"] == "yes" and "m_varying reused" in report["correct_a"]["fits"]
+    assert report["correct_plain"]["sandbox"] == "yes" and "m_varying reused" in report["correct_plain"]["fits"]
 
 
 def test_feedback_shows_estimates_beside_the_reference(graded):
     course = graded["course"]
-    page = (course / "feedback" / "correct_a" / "trolley" / "1-varying-intercepts.html").read_text()
+    page = (course / "feedback" / "correct_plain" / "trolley" / "1-varying-intercepts.html").read_text()
     assert page.count("data:image/png;base64,") >= 2  # m_simple and m_varying, as the grader refitted them
     assert "beside the reference" in page
 
@@ -288,7 +290,7 @@ def test_gradebook_exports_and_feedback(graded):
         report = {r["student"]: r for r in csv.DictReader(fh)}
     assert report["memory_hog"]["status"] == "memory"
     assert "not graded in full (memory)" in report["memory_hog"]["look"]
-    assert float(report["correct_a"]["notebooks_seconds"]) > float(report["correct_a"]["checks_seconds"]) > 0
+    assert float(report["correct_plain"]["notebooks_seconds"]) > float(report["correct_plain"]["checks_seconds"]) > 0
     with open(course / "canvas-trolley.csv") as fh:
         canvas = list(csv.DictReader(fh))
     assert canvas[0]["Student"] == "Points Possible" and float(canvas[0]["trolley"]) == TOTAL
@@ -303,11 +305,11 @@ def test_gradebook_exports_and_feedback(graded):
 
 def test_rerun_skips_graded_and_regrades_changed(graded):
     course, states = graded["course"], graded["states"]
-    before = (course / ".grading" / "trolley" / "correct_a.json").stat().st_mtime
+    before = (course / ".grading" / "trolley" / "correct_plain.json").stat().st_mtime
     target = course / "submitted" / "not_a_notebook" / "trolley"
     (target / "1-varying-intercepts.ipynb").write_text("still not a notebook\n")
     again = grade_class(course, "trolley", workers=2, limits=LIMITS)
-    assert (course / ".grading" / "trolley" / "correct_a.json").stat().st_mtime == before
+    assert (course / ".grading" / "trolley" / "correct_plain.json").stat().st_mtime == before
     assert again.keys() == states.keys()
     with open(course / "grades.csv") as fh:
         students = [r["student_id"] for r in csv.DictReader(fh)]

@@ -11,6 +11,7 @@ from scipy.special import expit
 
 from course_utils.predictions import (
     LinearModel, VaryingIntercept, epred_draws, _from_bambi, linear_predictor, linpred_draws,
+    tidy_predictions,
 )
 
 
@@ -180,6 +181,13 @@ def test_bambi_adapter_matches_bambi_predict_with_several_predictors(clustered, 
     if family == "cumulative":
         expected = expected.transpose(0, 2, 1)  # row, category, draw
     np.testing.assert_allclose(ours, expected.reshape(-1), atol=1e-10)
+    # model.predict's draws as a tidy table: the same rows, columns and values as epred_draws's.
+    predicted = model.predict(idata, kind="response_params", data=newdata, inplace=False)
+    tidy, direct = tidy_predictions(predicted, newdata), epred_draws((model, idata), newdata)
+    pd.testing.assert_frame_equal(tidy.drop(columns=".epred"), direct.drop(columns=".epred"))
+    np.testing.assert_allclose(tidy[".epred"], direct[".epred"], atol=1e-10)
+    with pytest.raises(ValueError, match="rows but newdata has 3"):
+        tidy_predictions(predicted, newdata.iloc[:3])
 
 
 def test_probit_link_is_applied():
