@@ -28,7 +28,7 @@ help:
 	@echo "make data       fetch and verify the data sets"
 	@echo "make browser-tools  install the browser test's Chromium (Debian) and Node packages"
 	@echo "make bench-trolley  time the Trolley model under each sampler (about 12 min)"
-	@echo "make bench-models   fit all five lecture models from a cold cache and time them (about 5 min)"
+	@echo "make bench-models   fit all five lecture models from a cold cache and time them beside brms (about 5 min; about 20 when R and brms are installed and brms is fitted in the same run)"
 	@echo "make parity     refit the five models with brms in R (parity/brms_results.json; about 15 min)"
 	@echo "make release    make the student version of the exercises (exercises/release/trolley)"
 	@echo "make grade      grade every submission in exercises/submitted/ (grades.csv, feedback/)"
@@ -80,7 +80,7 @@ apt-install:
 # or the pinned versions can change any chapter's output, so it empties the cache, and
 # Sphinx's record of what it has read (.doctrees), without which Sphinx would see no
 # changed page and execute nothing.
-_build/.helpers-stamp: $(wildcard course_utils/*.py) requirements.lock
+_build/.helpers-stamp: $(wildcard course_utils/*.py course_utils/models/*.py) requirements.lock
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	@mkdir -p _build && touch $@
 
@@ -96,7 +96,8 @@ test-fast: venv
 bench-trolley: data
 	$(BIN)/python benchmarks/trolley_samplers.py
 
-# All five lecture models from an empty (temporary) fit cache; brms's numbers as ratios.
+# All five lecture models from an empty (temporary) fit cache, beside brms: fitted in the same
+# run when R and brms are installed (make parity installs them), else its recorded numbers.
 bench-models: data
 	$(BIN)/python benchmarks/all_models.py
 

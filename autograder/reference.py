@@ -1,8 +1,8 @@
 """The reference posterior the Trolley exercises are graded against.
 
-The reference solution is the Trolley chapter's (``book/trolley.md``): the same formulas,
-priors, sampler settings and seed, so ``fit_bambi`` reuses the chapter's cached fits
-when they exist. :func:`build` summarises it into a small JSON file,
+The reference solution is the Trolley chapter's (``book/trolley.md``): the same models
+(built by :mod:`course_utils.models`, which the chapter shows), sampler settings and
+seed, so ``fit`` reuses the chapter's cached fits when they exist. :func:`build` summarises it into a small JSON file,
 ``autograder/reference/trolley.json``, committed with its provenance (data hash, model
 specifications, sampler settings, library versions):
 
@@ -25,59 +25,43 @@ import json
 import os
 from pathlib import Path
 
-import bambi as bmb
 import numpy as np
 import pandas as pd
 
 from course_utils.cache import library_versions
-from course_utils.data import DATASETS, load
-from course_utils.fitting import fit_bambi
+from course_utils.data import DATASETS
+from course_utils.fitting import fit
+from course_utils.models import build as build_model
+from course_utils.models import prepared, settings
 
 from . import summaries as S
 
-__all__ = ["REFERENCE_FILE", "SEED", "MODELS", "trolley_data", "fit_reference", "build", "save", "load_reference",
+__all__ = ["REFERENCE_FILE", "REFERENCE_MODELS", "trolley_data", "fit_reference", "build", "save", "load_reference",
            "compare_references"]
 
 REFERENCE_FILE = Path(__file__).parent / "reference" / "trolley.json"
-SEED = 71  # the Trolley chapter's seed
-COEFS = ("action", "intention", "contact")
-CUTPOINT_PRIOR = {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5)}
-
-#: The two models exactly as the chapter fits them (``fit_bambi`` arguments).
-MODELS = {
-    "m_simple": dict(
-        formula="response ~ action + intention + contact",
-        priors={**CUTPOINT_PRIOR, **{b: bmb.Prior("Flat") for b in COEFS}},
-        chains=4, tune=1000, draws=1000, sampler="nutpie",
-    ),
-    "m_varying": dict(
-        formula="response ~ action + intention + contact + (1 | id)",
-        priors={
-            **CUTPOINT_PRIOR,
-            **{b: bmb.Prior("Normal", mu=0, sigma=0.5) for b in COEFS},
-            "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-        },
-        noncentered=False, chains=4, tune=1000, draws=1000, sampler="nutpie",
-        adaptation="low_rank",
-    ),
-}
+#: The reference solution's models: the Trolley chapter's (``course_utils/models/``).
+REFERENCE_MODELS = ("m_simple", "m_varying")
 
 
 def trolley_data() -> pd.DataFrame:
     """The Trolley data as the chapter and the exercises use it (ordered response)."""
-    trolley = load("trolley")
-    trolley["response"] = pd.Categorical(trolley["response"], categories=range(1, 8), ordered=True)
-    return trolley
+    return prepared("trolley")
 
 
-def fit_reference(data: pd.DataFrame | None = None, *, seed: int = SEED) -> dict:
-    """Fit (or load from the fit cache) both reference models: name -> (model, idata)."""
+def fit_reference(data: pd.DataFrame | None = None, *, seed: int | None = None) -> dict:
+    """Fit (or load from the fit cache) both reference models: name -> (model, idata).
+
+    The models and settings are the chapter's (:mod:`course_utils.models`); ``seed``
+    replaces the chapter's seed.
+    """
     data = trolley_data() if data is None else data
-    return {
-        name: fit_bambi(name, spec["formula"], data, family="cumulative", seed=seed,
-                        **{k: v for k, v in spec.items() if k != "formula"})
-        for name, spec in MODELS.items()
-    }
+    fits = {}
+    for name in REFERENCE_MODELS:
+        model = build_model(name, data)
+        options = {**settings(name), **({"random_seed": seed} if seed is not None else {})}
+        fits[name] = (model, fit(model, name, **options))
+    return fits
 
 
 def _rounded(value, digits: int = 6):

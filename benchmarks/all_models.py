@@ -1,8 +1,8 @@
 """Fit the lecture's five models from a cold fit cache, time them, and set brms beside them.
 
 Run with ``make bench-models`` (or ``python benchmarks/all_models.py``). Each model is
-fitted with exactly the call its chapter makes (same formula, priors, sampler, settings
-and seed), but into a temporary, empty fit cache with ``refit=True``, so the course's own
+fitted as its chapter fits it (the model and settings of ``course_utils/models``, which the
+chapter shows), but into a temporary, empty fit cache with ``refit=True``, so the course's own
 cache (``.cache/fits``) is neither read nor touched. The models run one after the other in
 one process. For each it prints:
 
@@ -13,9 +13,13 @@ one process. For each it prints:
 - the smallest bulk ESS, the smallest bulk ESS per second of wall time and the largest
   Rhat over the parameters the lecture reports (the same ones as parity/brms_results.json),
   and the number of divergent transitions;
-- brms's wall time and smallest bulk ESS per second from parity/brms_results.json (written
-  by ``make parity``), and the ratios: how many times faster the Python fit is, and how
-  many times more effective draws per second it makes.
+- brms's wall time and smallest bulk ESS per second, and the ratios: how many times
+  faster the Python fit is, and how many times more effective draws per second it makes.
+  When R with brms and rstan is installed (``make parity`` installs them), brms's side is
+  fitted in the same run, after the Python fits (``parity/fit_brms.R``, the lecture's
+  brms code, into a temporary folder), so a ratio never mixes two machines or two runs;
+  otherwise it is read from ``parity/brms_results.json`` and the output says so
+  (``--brms run | recorded`` forces one or the other).
 
 It also checks that each fit's cache key is the one the chapter's cached fit has (when
 the course cache holds that model), so the benchmark times the chapters' fits and not
@@ -30,24 +34,29 @@ import json
 import logging
 import os
 import platform
+import shutil
+import subprocess
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import bambi as bmb
 import numpy as np
 import nutpie
 import pandas as pd
-import pymc as pm
 import xarray as xr
 
-from course_utils.data import load
-from course_utils.fitting import fit_bambi, fit_pymc
+from course_utils.data import path as data_path
+from course_utils.fitting import fit, fit_pymc
+from course_utils.models import LECTURE, build, prepared, settings
+from course_utils.models.m3 import M3_DESCRIPTION
 from course_utils.summary import posterior_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 BRMS_JSON = ROOT / "parity" / "brms_results.json"
+#: brms's fits as `make parity` recorded them: the parameters the lecture reports, and brms's
+#: side of the table when brms is not fitted in this run.
+RECORDED = json.loads(BRMS_JSON.read_text()) if BRMS_JSON.is_file() else None
 MODELS = ["m1", "m2", "m3", "m_simple", "m_varying"]
 
 
@@ -78,101 +87,14 @@ nutpie.compile_pymc_model = _timed(nutpie.compile_pymc_model, "compile")
 nutpie.sample = _timed(nutpie.sample, "sampling")
 
 
-# ---- the chapters' calls ------------------------------------------------------------------------
-def fit_m1(cache):  # book/partial-pooling.md
-    mlm = load("mlm")
-    return fit_bambi(
-        "m1", "con ~ 0 + id", mlm, family="gaussian", categorical=["id"],
-        priors={"id": bmb.Prior("Normal", mu=0, sigma=1.5), "sigma": bmb.Prior("Exponential", lam=1)},
-        chains=4, tune=1000, draws=1000, seed=9, cache=cache, refit=True,
-    )[1]
-
-
-def fit_m2(cache):  # book/partial-pooling.md
-    mlm = load("mlm")
-    return fit_bambi(
-        "m2", "con ~ 1 + (1 | id)", mlm, family="gaussian", categorical=["id"],
-        priors={
-            "Intercept": bmb.Prior("Normal", mu=0, sigma=1.5),
-            "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-            "sigma": bmb.Prior("Exponential", lam=1),
-        },
-        chains=4, tune=1000, draws=1000, seed=9, cache=cache, refit=True,
-    )[1]
-
-
-def m3_model() -> tuple[pm.Model, int]:  # book/crossed-clusters.md, "The exact model, in PyMC"
-    chimps = load("chimpanzees")
-    chimps["treatment"] = (1 + chimps["prosoc_left"] + 2 * chimps["condition"]).astype(str)
-    coords = {
-        "actor": sorted(chimps["actor"].unique()),
-        "block": sorted(chimps["block"].unique()),
-        "treatment": ["1", "2", "3", "4"],
-    }
-    actor_idx = chimps["actor"].to_numpy() - 1
-    block_idx = chimps["block"].to_numpy() - 1
-    treatment_idx = chimps["treatment"].astype(int).to_numpy() - 1
-    with pm.Model(coords=coords) as model:
-        a_bar = pm.Normal("b_a_Intercept", mu=0, sigma=1.5)
-        b = pm.Normal("b_b_treatment", mu=0, sigma=0.5, dims="treatment")
-        sigma_actor = pm.Exponential("sd_actor__a_Intercept", lam=1)
-        sigma_block = pm.Exponential("sd_block__a_Intercept", lam=1)
-        z_actor = pm.Normal("r_actor__a_offset", mu=0, sigma=1, dims="actor")
-        z_block = pm.Normal("r_block__a_offset", mu=0, sigma=1, dims="block")
-        r_actor = pm.Deterministic("r_actor__a", z_actor * sigma_actor, dims="actor")
-        r_block = pm.Deterministic("r_block__a", z_block * sigma_block, dims="block")
-        pm.Bernoulli(
-            "pulled_left",
-            logit_p=a_bar + r_actor[actor_idx] + r_block[block_idx] + b[treatment_idx],
-            observed=chimps["pulled_left"].to_numpy(),
-        )
-    return model, len(chimps)
-
-
-def fit_m3(cache):
-    model, nobs = m3_model()
-    return fit_pymc(
-        "m3", model,
-        description={
-            "formula": "pulled_left ~ a + b; a ~ 1 + (1 | actor) + (1 | block); b ~ 0 + treatment",
-            "family": "bernoulli", "links": {"mu": "logit"}, "nobs": nobs,
-        },
-        chains=4, tune=1000, draws=1000, random_seed=1, target_accept=0.9, cache=cache, refit=True,
-    )
-
-
-def trolley_data() -> pd.DataFrame:  # book/trolley.md
-    trolley = load("trolley")
-    trolley["response"] = pd.Categorical(trolley["response"], categories=range(1, 8), ordered=True)
-    return trolley
-
-
-CUTPOINT_PRIOR = {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5)}
-
-
-def fit_m_simple(cache):  # book/trolley.md
-    return fit_bambi(
-        "m_simple", "response ~ action + intention + contact", trolley_data(), family="cumulative",
-        priors={**CUTPOINT_PRIOR, **{b: bmb.Prior("Flat") for b in ("action", "intention", "contact")}},
-        chains=4, tune=1000, draws=1000, seed=71, sampler="nutpie", cache=cache, refit=True,
-    )[1]
-
-
-def fit_m_varying(cache):  # book/trolley.md
-    return fit_bambi(
-        "m_varying", "response ~ action + intention + contact + (1 | id)", trolley_data(),
-        family="cumulative",
-        priors={
-            **CUTPOINT_PRIOR,
-            **{b: bmb.Prior("Normal", mu=0, sigma=0.5) for b in ("action", "intention", "contact")},
-            "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-        },
-        noncentered=False, chains=4, tune=1000, draws=1000, seed=71,
-        sampler="nutpie", adaptation="low_rank", cache=cache, refit=True,
-    )[1]
-
-
-FITS = {"m1": fit_m1, "m2": fit_m2, "m3": fit_m3, "m_simple": fit_m_simple, "m_varying": fit_m_varying}
+# ---- the chapters' models and settings (course_utils/models) -----------------------------------
+def fit_chapter_model(name: str, data: pd.DataFrame, cache: str):
+    """Fit ``name`` as its chapter does (model and settings from course_utils.models)."""
+    model = build(name, data)
+    if name == "m3":
+        return fit_pymc(name, model, description={**M3_DESCRIPTION, "nobs": len(data)}, **settings(name),
+                        cache=cache, refit=True)
+    return fit(model, name, **settings(name), cache=cache, refit=True)
 
 
 # ---- the parameters the lecture reports (brms names, as in parity/brms_results.json) ------------
@@ -204,13 +126,14 @@ def chapter_key_matches(name: str, idata) -> bool | None:
     return cached == idata.posterior.attrs.get("course_fingerprint")
 
 
-def bench(name: str, cache: str, brms: dict | None) -> dict:
+def bench(name: str, cache: str) -> dict:
+    data = prepared(LECTURE[name])
     CLOCK.reset()
     start = time.perf_counter()
-    idata = FITS[name](cache)
+    idata = fit_chapter_model(name, data, cache)
     wall = time.perf_counter() - start
     sampling = CLOCK.sampling or float(idata.posterior.attrs.get("sampling_time", np.nan))
-    table = reported(name, posterior_summary(idata), brms)
+    table = reported(name, posterior_summary(idata), RECORDED)
     row = {
         "model": name,
         "sampler": json.loads(idata.posterior.attrs.get("course_spec", "{}")).get("sampler", "?"),
@@ -224,20 +147,47 @@ def bench(name: str, cache: str, brms: dict | None) -> dict:
         "divergent": int(idata.sample_stats["diverging"].sum()),
         "same key as chapter": chapter_key_matches(name, idata),
     }
-    if brms is not None and name in brms["models"]:
-        b = brms["models"][name]
-        b_ess = min(p["ess_bulk"] for p in b["parameters"].values())
-        row.update({
-            "brms wall s": b["timing"]["wall_s"],
-            "brms compile s": b["timing"]["compile_s"],
-            "brms sampling s": b["timing"]["sampling_s"],
-            "brms min bulk ESS": b_ess,
-            "brms min bulk ESS/s": b_ess / b["timing"]["wall_s"],
-            "brms max Rhat": max(p["rhat"] for p in b["parameters"].values()),
-        })
-        row["wall: brms / Python"] = row["brms wall s"] / wall
-        row["ESS/s: Python / brms"] = row["min bulk ESS/s"] / row["brms min bulk ESS/s"]
     return row
+
+
+def brms_columns(row: dict, brms: dict) -> dict:
+    """brms's time and effective draws per second for ``row``'s model, and the ratios."""
+    if row["model"] not in brms["models"]:
+        return {}
+    b = brms["models"][row["model"]]
+    b_ess = min(p["ess_bulk"] for p in b["parameters"].values())
+    columns = {
+        "brms wall s": b["timing"]["wall_s"],
+        "brms compile s": b["timing"]["compile_s"],
+        "brms sampling s": b["timing"]["sampling_s"],
+        "brms min bulk ESS": b_ess,
+        "brms min bulk ESS/s": b_ess / b["timing"]["wall_s"],
+        "brms max Rhat": max(p["rhat"] for p in b["parameters"].values()),
+    }
+    columns["wall: brms / Python"] = columns["brms wall s"] / row["wall s"]
+    columns["ESS/s: Python / brms"] = row["min bulk ESS/s"] / columns["brms min bulk ESS/s"]
+    return columns
+
+
+def brms_installed() -> bool:
+    """Whether R with brms and rstan can run here (``make parity`` installs them)."""
+    if shutil.which("Rscript") is None:
+        return False
+    check = subprocess.run(["Rscript", "--vanilla", "-e", "library(brms); library(rstan)"], capture_output=True)
+    return check.returncode == 0
+
+
+def fit_brms(models: list[str], folder: Path) -> dict:
+    """brms's fits of ``models`` in this run: ``parity/fit_brms.R`` (the lecture's brms code)
+    into a temporary folder, so that both sides' times come from one machine and one run."""
+    env = {**os.environ, **{f"PARITY_DATA_{name.upper()}": str(data_path(name))
+                            for name in ("mlm", "chimpanzees", "trolley")}}
+    out = folder / "brms_results.json"
+    command = ["Rscript", str(ROOT / "parity" / "fit_brms.R"), "--out", str(out), "--fits", str(folder / "fits"),
+               "--only", ",".join(models)]
+    print("brms, in this run:", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    return json.loads(out.read_text())
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -257,23 +207,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=MODELS, help="fit only these models")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--brms", choices=["auto", "run", "recorded"], default="auto", help=(
+        "brms's side: fitted in this run ('run'; 'auto' when R with brms is installed) or as recorded in "
+        "parity/brms_results.json ('recorded'; 'auto' otherwise)"))
     args = parser.parse_args()
     logging.getLogger("pymc").setLevel(logging.ERROR)
     logging.getLogger("bambi").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    brms = json.loads(BRMS_JSON.read_text()) if BRMS_JSON.is_file() else None
-    if brms is None:
-        print(f"({BRMS_JSON} not found: no brms columns; `make parity` writes it)")
+    models = args.only or MODELS
+    in_this_run = args.brms == "run" or (args.brms == "auto" and brms_installed())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fits-") as cache:
-        for name in args.only or MODELS:
-            rows.append(bench(name, cache, brms))
+        for name in models:
+            rows.append(bench(name, cache))
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
+        if in_this_run:
+            brms = fit_brms(models, Path(cache))
+            source = "fitted in this run, after the Python fits"
+        else:
+            brms = RECORDED
+            source = (f"recorded in {BRMS_JSON.relative_to(ROOT)} ({brms['machine']['cores']} cores, "
+                      f"{brms['machine']['cpu']}): another run, maybe another machine" if brms else "none")
+    if brms is not None:
+        rows = [{**row, **brms_columns(row, brms)} for row in rows]
     frame = pd.DataFrame(rows).set_index("model")
     total = frame["wall s"].sum()
     print()
     print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}; all {len(frame)} models in {total:.0f} s")
+    print(f"brms: {source}")
     print(frame.to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     columns = ["sampler", "wall s", "compile s", "sampling s", "min bulk ESS", "min bulk ESS/s", "max Rhat", "divergent"]
@@ -282,7 +244,7 @@ def main() -> None:
     print(markdown(frame[[c for c in columns if c in frame.columns]]))
     if args.json:
         args.json.write_text(json.dumps(
-            {"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+            {"machine": {"cores": os.cpu_count(), "python": platform.python_version()}, "brms": source,
              "rows": json.loads(frame.reset_index().to_json(orient="records"))}, indent=1))
 
 

@@ -28,19 +28,16 @@ import bambi as bmb
 import nutpie
 import numpy as np
 
-from course_utils.data import load
 from course_utils.fitting import _keep_cutpoints_ordered, _threshold_start
+from course_utils.models import prepared
+from course_utils.models.m_varying import m_varying_model
 
 CHAINS, TUNE, DRAWS, SEED = 2, 1000, 500, 71
 
 
 def trolley_model() -> bmb.Model:
-    data = load("trolley")[["response", "action", "intention", "contact", "id"]].copy()
-    data["response"] = data["response"].astype(int).astype("category").cat.as_ordered()
-    priors = {"threshold": bmb.Prior("Normal", mu=0, sigma=1.5),
-              "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1))}
-    model = bmb.Model("response ~ action + intention + contact + (1 | id)", data, family="cumulative",
-                      priors=priors, noncentered=False)
+    """The chapter's m_varying (course_utils/models), built for nutpie."""
+    model = m_varying_model(prepared("trolley"))
     _keep_cutpoints_ordered(model)
     model.build()
     return model

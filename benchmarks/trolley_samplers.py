@@ -1,7 +1,7 @@
 """Time m_varying (the Trolley varying-intercepts model) under each sampler and parameterisation.
 
 Run with ``make bench-trolley`` (or ``python benchmarks/trolley_samplers.py``). Every
-variant fits the same model (same priors, 4 chains of 1,000 warm-up and 1,000 kept
+variant fits the same model (the chapter's, from ``course_utils/models``; same priors, 4 chains of 1,000 warm-up and 1,000 kept
 draws, same seed) from scratch, one after the other in one run, and the table printed
 at the end compares wall time (compilation and sampling), the smallest bulk and tail ESS
 over the cutpoints, coefficients and sd(id), the largest Rhat, and the smallest bulk ESS
@@ -17,11 +17,11 @@ import tempfile
 import time
 import warnings
 
-import bambi as bmb
 import pandas as pd
 
-from course_utils.data import load
-from course_utils.fitting import fit_bambi
+from course_utils.fitting import fit
+from course_utils.models import prepared
+from course_utils.models.m_varying import m_varying_model
 from course_utils.summary import brms_summary
 
 VARIANTS = {
@@ -34,18 +34,12 @@ VARIANTS = {
 }
 
 
-def fit(variant: str, data: pd.DataFrame, seed: int, cache: str) -> dict:
+def fit_variant(variant: str, data: pd.DataFrame, seed: int, cache: str) -> dict:
     noncentered, sampler, extra = VARIANTS[variant]
-    priors = {
-        "threshold": bmb.Prior("Normal", mu=0, sigma=1.5),
-        **{b: bmb.Prior("Normal", mu=0, sigma=0.5) for b in ("action", "intention", "contact")},
-        "1|id": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("Exponential", lam=1)),
-    }
     start = time.perf_counter()
-    _, idata = fit_bambi(
-        "bench", "response ~ action + intention + contact + (1 | id)", data, family="cumulative",
-        priors=priors, noncentered=noncentered, sampler=sampler, chains=4, tune=1000, draws=1000,
-        seed=seed, cache=cache, refit=True, log_likelihood=False, **extra,
+    idata = fit(
+        m_varying_model(data, noncentered=noncentered), "bench", inference_method=sampler, chains=4, tune=1000,
+        draws=1000, random_seed=seed, cache=cache, refit=True, log_likelihood=False, **extra,
     )
     wall = time.perf_counter() - start
     table = brms_summary(idata).table  # cutpoints, coefficients and sd(id)
@@ -70,12 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("pymc").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    data = load("trolley")
-    data["response"] = pd.Categorical(data["response"], categories=range(1, 8), ordered=True)
+    data = prepared("trolley")
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for variant in args.only or VARIANTS:
-            rows.append(fit(variant, data, args.seed, cache))
+            rows.append(fit_variant(variant, data, args.seed, cache))
             print(rows[-1], flush=True)
     print()
     print(pd.DataFrame(rows).set_index("variant").to_string())

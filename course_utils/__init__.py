@@ -4,6 +4,8 @@ The chapters build and fit their models with Bambi and PyMC and summarise, compa
 plot them with ArviZ, xarray and seaborn. These modules fill the gaps, one job each:
 
 - :mod:`course_utils.data`: the course's data sets by name, checked against pinned hashes;
+- :mod:`course_utils.models`: the lecture's models, one module each, which the chapters
+  show and the appendix, the grader's reference and the benchmarks build too;
 - :mod:`course_utils.cache` and :mod:`course_utils.fitting`: ``Model.fit`` through a fit
   cache (brms's ``file=``), with the cutpoint prior Bambi drops;
 - :mod:`course_utils.progress`: which model is fitting and how far, in the terminal;
