@@ -2,9 +2,10 @@
 
 The reference solution is the Trolley chapter's (``book/trolley.md``): the same models
 (built by :mod:`course_utils.models`, which the chapter shows), sampler settings and
-seed, so ``fit`` reuses the chapter's cached fits when they exist. :func:`build` summarises it into a small JSON file,
-``autograder/reference/trolley.json``, committed with its provenance (data hash, model
-specifications, sampler settings, library versions):
+seed, so ``fit`` reuses the chapter's cached fits when they exist. :func:`build`
+summarises it into a small JSON file, ``autograder/reference/trolley.json``, committed
+with its provenance (data hash, model specifications, sampler settings, library
+versions):
 
 - per model: mean, sd, their MCSE and the 95% interval of the six cutpoints, the three
   coefficients and (``m_varying``) sd(id); ``elpd_loo`` with its se, ``p_loo`` and MCSE;
