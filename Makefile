@@ -19,7 +19,7 @@ endif
 COURSE_FIT_CACHE ?= $(CURDIR)/.cache/fits
 export COURSE_FIT_CACHE
 
-.PHONY: help venv data book test test-fast bench-trolley bench-models parity clean clean-fits lock release grade reference bench-grading bench-cluster browser-tools apt-install
+.PHONY: help venv data book test test-fast bench-trolley bench-models bench-seeds parity clean clean-fits lock release grade reference bench-grading bench-cluster browser-tools apt-install
 
 help:
 	@echo "make book       build the book (HTML in _build/html)"
@@ -28,6 +28,7 @@ help:
 	@echo "make data       fetch and verify the data sets"
 	@echo "make browser-tools  install the browser test's Chromium (Debian) and Node packages"
 	@echo "make bench-trolley  time the Trolley model under each sampler (about 12 min)"
+	@echo "make bench-seeds    fit every model of the book with 10 to 20 seeds each; every fit must meet the convergence policy (about an hour)"
 	@echo "make bench-models   fit all five lecture models from a cold cache and time them beside brms (about 5 min; about 20 when R and brms are installed and brms is fitted in the same run)"
 	@echo "make parity     refit the five models with brms in R (parity/brms_results.json; about 15 min)"
 	@echo "make release    make the student version of the exercises (exercises/release/trolley)"
@@ -95,6 +96,13 @@ test-fast: venv
 
 bench-trolley: data
 	$(BIN)/python benchmarks/trolley_samplers.py
+
+# Every model of the book with many seeds (the reference's and the grader's trusted fits use
+# the Trolley chapter's settings): the settings must meet the convergence policy for each
+# (benchmarks/results/seed_robustness.json, which tests/test_seed_robustness.py holds
+# against today's settings).
+bench-seeds: data
+	$(BIN)/python benchmarks/seed_robustness.py
 
 # All five lecture models from an empty (temporary) fit cache, beside brms: fitted in the same
 # run when R and brms are installed (make parity installs them), else its recorded numbers.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .cluster import ENV_ADDRESS
-from .runner import Limits
+from .limits import Limits
 
 COURSE = Path(__file__).resolve().parent.parent / "exercises"
 DEFAULT = Limits()
@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
                             "else a local cluster)")
     grade.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="local cluster only: submissions graded at once (default: cores)")
-    grade.add_argument("--timeout", type=float, default=DEFAULT.submission_seconds,
-                       help=f"seconds per submission (default {DEFAULT.submission_seconds:g})")
-    grade.add_argument("--cell-timeout", type=int, default=DEFAULT.cell_seconds,
-                       help=f"seconds per cell (default {DEFAULT.cell_seconds})")
+    grade.add_argument("--timeout", type=float, default=None,
+                       help="seconds for a submission's notebooks (default: derived from the canary's time on this "
+                            "machine, see autograder/limits.py)")
+    grade.add_argument("--cell-timeout", type=float, default=None,
+                       help="seconds per cell (default: derived from the canary's slowest cell on this machine)")
     grade.add_argument("--memory-gb", type=float, default=DEFAULT.memory_bytes / 2**30,
                        help=f"memory per submission in GB (default {DEFAULT.memory_bytes / 2**30:g})")
     grade.add_argument("--regrade", action="store_true", help="grade again submissions already graded")
@@ -40,9 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "reference":
+        from course_utils.diagnostics import ConvergenceError
+
         from .reference import REFERENCE_FILE, build, compare_references, load_reference, save
 
-        fresh = build()
+        try:
+            fresh = build()
+        except ConvergenceError as error:
+            print(f"The reference posterior was not built: {error}. Change the model's settings in "
+                  "course_utils/models/ (the chapter's), check them with make bench-seeds, and run again.")
+            return 1
         if args.check:
             problems = compare_references(fresh, load_reference())
             print("\n".join(problems) if problems else f"{REFERENCE_FILE} agrees with a fresh fit.")

@@ -102,6 +102,15 @@ def to_look_at(states: dict[str, dict]) -> dict[str, list[str]]:
     return {s: list(dict.fromkeys(r)) for s, r in sorted(reasons.items())}
 
 
+def _fit_text(fit: dict) -> str:
+    """One trusted fit, as the report lists it: reused or fitted, its key and convergence."""
+    text = f"{fit['item']} {'reused' if fit['reused'] else 'fitted'} {fit['key'][:8]}"
+    if fit.get("max_rhat") is not None:
+        text += f" (Rhat {fit['max_rhat']:.3f}, ESS {fit['min_ess']:.0f}"
+        text += f", {fit['attempts']} seeds tried)" if fit.get("attempts", 1) > 1 else ")"
+    return text
+
+
 def write_csv(course: Path, states: dict[str, dict], look: dict[str, list[str]] | None = None) -> Path:
     look = to_look_at(states) if look is None else look
     path = Path(course) / CSV_NAME
@@ -113,8 +122,7 @@ def write_csv(course: Path, states: dict[str, dict], look: dict[str, list[str]] 
         for student, state in sorted(states.items()):
             outcome = state["outcome"]
             scores = {c["check"]: c["score"] for c in outcome["checks"]}
-            fits = "; ".join(f"{f['item']} {'reused' if f['reused'] else 'fitted'} {f['key'][:8]}"
-                             for f in outcome.get("fits", []) if f.get("key"))
+            fits = "; ".join(_fit_text(f) for f in outcome.get("fits", []) if f.get("key"))
             sandbox = "yes" if outcome.get("sandboxed", True) else "NO: graded with --no-sandbox"
             score = "" if outcome["status"] == "retry" else f"{state['score']:g}"
             phases = outcome.get("phases", {})

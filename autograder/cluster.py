@@ -13,14 +13,19 @@ What travels, and what stays:
 
 - A :class:`Bundle`, sent to the cluster once, as a task of its own (Dask computes it
   again if the worker holding it dies): the assignment's source notebooks and nbgrader
-  configuration, a snapshot of the gradebook, the reference, the limits, the name of
-  the run's stop event, and the digest of the grader's code and the library versions.
+  configuration, a snapshot of the gradebook, the reference, the limits the instructor
+  set, the name of the run's stop event, and the digest of the grader's code and the
+  library versions.
+- The preflight, as one task (:func:`preflight_task`): the canary is graded on a worker,
+  and what it took there comes back, with that machine's cores and speed, for the time
+  limits of the run (:func:`autograder.limits.derive`).
 - One task per submission (:func:`grade_task`), carrying the student's submitted
-  notebooks as bytes. On its worker it runs :func:`autograder.runner.grade_submission`
-  (the sandboxed kernel, the trusted fits, the isolated checks) in a folder of that
-  worker's and returns a :class:`Graded`: the outcome, the autograded notebooks and
-  nbgrader's automatic scores. The state of record (gradebook, ``.grading/``, feedback)
-  is written by the instructor's process alone, and only from results that came back.
+  notebooks as bytes and the run's limits. On its worker it runs
+  :func:`autograder.runner.grade_submission` (the sandboxed kernel, the trusted fits,
+  the isolated checks) in a folder of that worker's and returns a :class:`Graded`: the
+  outcome, the autograded notebooks and nbgrader's automatic scores. The state of record
+  (gradebook, ``.grading/``, feedback) is written by the instructor's process alone, and
+  only from results that came back.
 - Trusted fits (:func:`shared_fit`): each distinct model specification is fitted once
   for the whole cluster, as a Dask task published on the scheduler under the run's
   name and the specification's fingerprint (:func:`autograder.spec.key`), so every
@@ -55,13 +60,28 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .runner import Limits, Outcome, Setup
+from .limits import Limits
+from .runner import Outcome, Setup
 
-__all__ = ["Bundle", "Graded", "ENV_ADDRESS", "forget_run", "grade_task", "hold", "make_bundle", "open_client",
-           "preflight_task", "shared_fit", "stop_run", "submission_files"]
+__all__ = [
+    "ENV_ADDRESS",
+    "Bundle",
+    "Graded",
+    "Preflight",
+    "forget_run",
+    "grade_task",
+    "hold",
+    "make_bundle",
+    "open_client",
+    "preflight_task",
+    "shared_fit",
+    "stop_run",
+    "submission_files",
+    "workers_per_host",
+]
 
 #: The environment variable Dask itself reads for a scheduler's address.
 ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
@@ -230,11 +250,11 @@ def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
     """(course folder, gradebook snapshot, Setup) on this worker, made once per run and process.
 
     Raises RuntimeError when this machine cannot grade (no data, no copy of the grader)."""
+    from course_utils.cache import library_versions
+
     from . import install
     from .grade import grader_cache
     from .preflight import PreflightError, check_data
-
-    from course_utils.cache import library_versions
 
     run = f"{bundle.digest}-{bundle.stop_event}"  # a Setup per run: each has its own stop event
     with _SETUP_LOCK:
@@ -300,12 +320,14 @@ def _draws_digests(payload: Path) -> dict[str, str]:
     return found
 
 
-def grade_task(bundle: Bundle, student: str, files: dict) -> Graded:
-    """Grade one submission on this worker (a Dask task); never raises for the student's input."""
+def grade_task(bundle: Bundle, student: str, files: dict, limits: Limits) -> Graded:
+    """Grade one submission on this worker (a Dask task), within ``limits`` (every time
+    limit set); never raises for the student's input."""
     from . import runner
     from .grade import auto_scores
 
     course, gradebook, setup = worker_setup(bundle)
+    setup = replace(setup, limits=limits)
     root = _root(bundle)
     if setup.stop is not None and setup.stop():
         return Graded(runner.Outcome(student, "retry", reason="the grading run was stopped",
@@ -338,23 +360,50 @@ def grade_task(bundle: Bundle, student: str, files: dict) -> Graded:
     return graded
 
 
-def preflight_task(bundle: Bundle, canary: bool) -> tuple[str, list[str]]:
+@dataclass
+class Preflight:
+    """What the preflight task reports: the problem ('' if none), its log lines, what
+    the canary took (None without it), and the worker's machine: cores and speed now."""
+
+    problem: str
+    lines: list
+    canary: dict | None = None  # autograder.limits.CanaryTimes, as a dict
+    cores: int = 1
+    speed: float = 0.0
+
+
+def preflight_task(bundle: Bundle, canary: bool) -> Preflight:
     """The preflight's checks that need a worker: its copy of the grader, its sandbox and
-    the canary. Returns (the problem or '', the log lines)."""
+    the canary (graded within the limits set, or the reference machine's scaled to this
+    one). Returns a :class:`Preflight`."""
     from .grade import grader_cache
+    from .limits import derive, speed
     from .preflight import PreflightError, preflight
 
     lines: list[str] = []
+    machine = speed()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         course, gradebook, setup = worker_setup(bundle)
+        limits, _ = derive(bundle.limits, None, speed_now=machine, share_now=1.0)
+        setup = replace(setup, limits=limits)
         root = _root(bundle)
-        preflight(course, bundle.assignment, setup, gradebook, root, grader_cache(), canary=canary,
-                  log=lines.append)
+        times = preflight(course, bundle.assignment, setup, gradebook, root, grader_cache(), canary=canary,
+                          log=lines.append)
     except PreflightError as error:
-        return error.reason, lines
+        return Preflight(error.reason, lines, cores=cores, speed=machine)
     except RuntimeError as error:
-        return str(error), lines
-    return "", lines
+        return Preflight(str(error), lines, cores=cores, speed=machine)
+    return Preflight("", lines, asdict(times) if times is not None else None, cores=cores, speed=machine)
+
+
+def workers_per_host(client) -> int:
+    """The most Dask workers that share one machine (they grade submissions at once)."""
+    hosts: dict[str, int] = {}
+    for info in client.scheduler_info()["workers"].values():
+        host = str(info.get("host", ""))
+        hosts[host] = hosts.get(host, 0) + 1
+    return max(hosts.values(), default=1)
 
 
 # --- Trusted fits, once per cluster ------------------------------------------------------
@@ -366,13 +415,14 @@ def _shared_fit_for(bundle: Bundle):
     return fit
 
 
-def _fit_task(bundle: Bundle, spec, data) -> tuple[dict, bytes | None]:
-    """The trusted fit of one specification, on whichever worker runs it (a Dask task)."""
+def _fit_task(bundle: Bundle, spec, data, seconds: float) -> tuple[dict, bytes | None]:
+    """The trusted fit of one specification, on whichever worker runs it (a Dask task),
+    each seed within ``seconds``."""
     from . import trusted
 
     _, _, setup = worker_setup(bundle)
     fitted = trusted.fit(spec, data, setup.trusted_cache, code=setup.code, sandboxed=setup.sandboxed,
-                         memory_bytes=setup.limits.memory_bytes, stop=setup.stop)
+                         memory_bytes=setup.limits.memory_bytes, seconds=seconds, stop=setup.stop)
     blob = Path(fitted.posterior).read_bytes() if fitted.posterior else None
     return fitted.as_dict(), blob
 
@@ -439,8 +489,8 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
         try:
             future = client.get_dataset(dataset)
         except KeyError:
-            future = client.submit(_fit_task, bundle, spec, data, key=f"{dataset}-{uuid.uuid4().hex[:8]}",
-                                   pure=False, priority=100)
+            future = client.submit(_fit_task, bundle, spec, data, kwargs["seconds"],
+                                   key=f"{dataset}-{uuid.uuid4().hex[:8]}", pure=False, priority=100)
             client.publish_dataset(future, name=dataset)
             mine = True
     try:

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -53,10 +54,11 @@ from .checks import CHECKS, COMMENT_CELL
 from .class_report import CSV_NAME, write_class_report
 from .export import MARKER
 from .feedback_plots import add_feedback_figures
+from .limits import SUBMISSION_THREADS, CanaryTimes, Limits, derive, share
 from .lms import write_lms_files
 from .preflight import PreflightError
 from .reference import REFERENCE_FILE
-from .runner import Limits, Outcome
+from .runner import Outcome
 
 __all__ = ["COURSE_ID", "auto_scores", "grade_class", "grader_cache", "record", "student_view", "submissions"]
 
@@ -282,9 +284,10 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     of ``workers`` workers (default: one per core; threads of this process if
     ``processes=False``). Runs the preflight first (:mod:`autograder.preflight`; it
     raises :class:`~autograder.preflight.PreflightError` and grades no one when the
-    grader's own set-up is broken). Returns student -> {"score", "outcome"} and leaves
-    ``grades.csv``, the LMS files, ``grading-report.csv``, ``class-report.html`` and
-    ``feedback/`` in ``course``.
+    grader's own set-up is broken). The time limits of ``limits`` left unset are
+    derived from what the canary took (:mod:`autograder.limits`). Returns student ->
+    {"score", "outcome"} and leaves ``grades.csv``, the LMS files,
+    ``grading-report.csv``, ``class-report.html`` and ``feedback/`` in ``course``.
     """
     from . import cluster
     from .preflight import check_data, check_reference
@@ -329,15 +332,17 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
         # its only copy loses nothing, Dask computes it again.
         shared = client.submit(cluster.hold, bundle, key=f"bundle-{bundle.stop_event}")
         try:
-            problem, lines = client.submit(cluster.preflight_task, shared, canary, pure=False).result()
-            for line in lines:
+            checked = client.submit(cluster.preflight_task, shared, canary, pure=False).result()
+            for line in checked.lines:
                 log(line)
-            if problem:
-                raise PreflightError(problem)
+            if checked.problem:
+                raise PreflightError(checked.problem)
+            run_limits = _run_limits(client, limits, checked, state_dir, log)
             log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, grading {len(todo)} on "
                 f"{len(client.scheduler_info()['workers'])} Dask workers")
             names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
-            _grade_on(client, shared, bundle, todo, names, states, len(found), course, assignment, state_dir, log)
+            _grade_on(client, shared, bundle, run_limits, todo, names, states, len(found), course, assignment,
+                      state_dir, log)
         except BaseException:
             # Ctrl-C: running submissions (and a running canary) kill their processes;
             # what was recorded stays recorded and nothing else is.
@@ -362,8 +367,25 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     return states
 
 
-def _grade_on(client, shared, bundle, todo: dict, names: list[str], states: dict, total: int, course: Path,
-              assignment: str, state_dir: Path, log) -> None:
+def _run_limits(client, limits: Limits, checked, state_dir: Path, log) -> Limits:
+    """The run's limits: those the instructor set, the other time limits derived from
+    what the canary took on a worker (:mod:`autograder.limits`); logged, and kept in
+    ``run/limits.json`` in the assignment's state folder."""
+    from . import cluster
+
+    sharing = share(cluster.workers_per_host(client), checked.cores, SUBMISSION_THREADS)
+    canary = CanaryTimes(**checked.canary) if checked.canary else None
+    derived, how = derive(limits, canary, speed_now=checked.speed, share_now=sharing)
+    log(how)
+    (state_dir / "run").mkdir(exist_ok=True)
+    _write_state(state_dir / "run" / "limits.json",
+                 {"limits": asdict(derived), "how": how, "canary": checked.canary, "speed": checked.speed,
+                  "cores": checked.cores, "share": sharing})
+    return derived
+
+
+def _grade_on(client, shared, bundle, limits: Limits, todo: dict, names: list[str], states: dict, total: int,
+              course: Path, assignment: str, state_dir: Path, log) -> None:
     """Submit one task per submission and record each result as it comes back."""
     from distributed import as_completed
 
@@ -371,7 +393,7 @@ def _grade_on(client, shared, bundle, todo: dict, names: list[str], states: dict
 
     pending = {}
     for student, (folder, fingerprint) in todo.items():
-        future = client.submit(cluster.grade_task, shared, student, cluster.submission_files(folder, names),
+        future = client.submit(cluster.grade_task, shared, student, cluster.submission_files(folder, names), limits,
                                pure=False)
         pending[future] = (student, fingerprint, _notebooks_digest(folder, names))
     try:

@@ -12,11 +12,14 @@ that says what is wrong and what to do:
    trusted fits, checks), get full marks.
 
 What the canary's kernel compiled (PyTensor's compile cache, written by the course's own
-solution) becomes the warm cache every student's kernel gets a private copy of. The
-canary costs a submission's time (a few minutes), so its pass is remembered under a
-fingerprint of everything it depends on (the grader's code, the reference, the solution
-notebooks, the library versions, the data, the sandbox setting) in the grader's cache,
-and run again whenever any of these changed.
+solution) becomes the warm cache every student's kernel gets a private copy of, and what
+it took (its slowest cell, its notebooks, its checks) is what the time limits of the
+class are derived from (:mod:`autograder.limits`). The canary costs a submission's time
+(a few minutes), so its pass and its times are remembered under a fingerprint of
+everything it depends on (the grader's code, the reference, the solution notebooks, the
+library versions, the data, the sandbox setting) in the grader's cache, with the
+machine's :func:`~autograder.limits.speed` at the time, and run again whenever any of
+these changed.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import json
 import time
 from pathlib import Path
 
-from .checks import CHECKS, CUTPOINT_NAMES, COEF_NAMES
+from .checks import CHECKS, COEF_NAMES, CUTPOINT_NAMES
+from .limits import SUBMISSION_THREADS, CanaryTimes, speed
+from .trusted import SETTINGS
 
-__all__ = ["PreflightError", "preflight", "canary_fingerprint"]
+__all__ = ["PreflightError", "canary_fingerprint", "preflight"]
 
 
 class PreflightError(SystemExit):
@@ -99,18 +104,24 @@ def canary_fingerprint(setup, source: Path) -> str:
     return h.hexdigest()
 
 
-def run_canary(course: Path, assignment: str, setup, gradebook: Path, work: Path, cache: Path, log) -> None:
-    """Grade the solution notebooks through the whole path; full marks or PreflightError."""
+def run_canary(course: Path, assignment: str, setup, gradebook: Path, work: Path, cache: Path, log) -> CanaryTimes:
+    """Grade the solution notebooks through the whole path; full marks (and what it took)
+    or PreflightError."""
     from . import runner
 
     source = course / "source" / assignment
     fingerprint = canary_fingerprint(setup, source)
     record = cache / f"canary-{fingerprint[:32]}.json"
-    if record.exists():
+    try:
+        times = CanaryTimes(**{**json.loads(record.read_text())["times"], "reused": True})
+    except (OSError, ValueError, KeyError, TypeError):
+        times = None
+    if times is not None:
         log("preflight: canary passed before with this grader, reference, solutions and libraries (reused)")
-        return
+        return times
     log("preflight: grading the solution notebooks (the canary) through the whole path ...")
     started = time.monotonic()
+    machine = speed()
     outcome = runner.grade_submission(course, assignment, "canary", source, work, gradebook, setup,
                                       keep_compile_cache=setup.compile_cache)
     total = sum(CHECKS.values())
@@ -122,15 +133,26 @@ def run_canary(course: Path, assignment: str, setup, gradebook: Path, work: Path
             f"{': ' + outcome.reason if outcome.reason else ''}{'; ' + outcome.detail if outcome.detail else ''})"
             + (". Failed checks: " + " | ".join(failed) if failed else "")
             + f". The canary's files are in {work}.")
+    # Without nbclient's timing of the cells, the notebooks' time bounds the slowest cell's;
+    # without a record of the trusted fits' time, their chains against the notebooks' do.
+    slowest = outcome.slowest_cell or outcome.phases["notebooks"]
+    fitted = max((f["seconds"] for f in outcome.fits), default=0.0) \
+        or slowest * SETTINGS["chains"] / SUBMISSION_THREADS
+    times = CanaryTimes(notebooks=outcome.phases["notebooks"], slowest_cell=slowest, checks=outcome.phases["checks"],
+                        fit=fitted, speed=machine)
     cache.mkdir(parents=True, exist_ok=True)
+    kept = {k: v for k, v in times.as_dict().items() if k != "reused"}
     record.write_text(json.dumps({"fingerprint": fingerprint, "score": score, "seconds": time.monotonic() - started,
-                                  "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
-    log(f"preflight: canary {score:g}/{total:g} in {time.monotonic() - started:.0f} s")
+                                  "times": kept, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+    log(f"preflight: canary {score:g}/{total:g} in {time.monotonic() - started:.0f} s (slowest cell "
+        f"{times.slowest_cell:.0f} s)")
+    return times
 
 
 def preflight(course: Path, assignment: str, setup, gradebook: Path, state_dir: Path, cache: Path,
-              canary: bool = True, log=print) -> None:
-    """Every check of the module docs, in order; raises :class:`PreflightError`."""
+              canary: bool = True, log=print) -> CanaryTimes | None:
+    """Every check of the module docs, in order; raises :class:`PreflightError`. Returns
+    what the canary took (None without the canary)."""
     from . import install, sandbox
 
     check_reference(setup.reference)
@@ -147,4 +169,5 @@ def preflight(course: Path, assignment: str, setup, gradebook: Path, state_dir: 
             raise PreflightError(f"{problem}. Grade without the sandbox only if you must: --no-sandbox "
                                  "(the report then says so on every row)")
     if canary:
-        run_canary(course, assignment, setup, gradebook, state_dir / "canary", cache, log)
+        return run_canary(course, assignment, setup, gradebook, state_dir / "canary", cache, log)
+    return None

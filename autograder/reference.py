@@ -31,9 +31,8 @@ import pandas as pd
 
 from course_utils.cache import library_versions
 from course_utils.data import DATASETS
-from course_utils.fitting import fit
-from course_utils.models import build as build_model
-from course_utils.models import prepared, settings
+from course_utils.diagnostics import check_convergence
+from course_utils.models import fit_model, prepared
 
 from . import summaries as S
 
@@ -54,14 +53,16 @@ def fit_reference(data: pd.DataFrame | None = None, *, seed: int | None = None) 
     """Fit (or load from the fit cache) both reference models: name -> (model, idata).
 
     The models and settings are the chapter's (:mod:`course_utils.models`); ``seed``
-    replaces the chapter's seed.
+    replaces the chapter's seed. Each fit must meet the course's convergence policy, as
+    the chapter's does (:func:`course_utils.diagnostics.check_convergence` raises
+    otherwise): a reference is never built from a fit that did not converge.
     """
     data = trolley_data() if data is None else data
     fits = {}
     for name in REFERENCE_MODELS:
-        model = build_model(name, data)
-        options = {**settings(name), **({"random_seed": seed} if seed is not None else {})}
-        fits[name] = (model, fit(model, name, **options))
+        model, idata = fit_model(name, data, **({"random_seed": seed} if seed is not None else {}))
+        check_convergence(idata, name=f"the reference's {name}")
+        fits[name] = (model, idata)
     return fits
 
 

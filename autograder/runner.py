@@ -15,11 +15,13 @@ run in a fresh, isolated Python process (``python -I``) that imports the grader'
 installed read-only copy (:mod:`autograder.install`) and reads only the payload, the
 autograded notebooks and the trusted fits.
 
-Limits: the whole run has a wall time and a memory limit, summed over every process it
-started (nbgrader, the sandboxed kernel and anything that kernel started, daemons too:
-inside the sandbox's PID namespace they stay in the tree), and a disk limit on the
-sandbox's folder. Past a limit the whole tree is killed; and since the sandbox dies with
-its parent, and its PID namespace with its first process, nothing outlives it.
+Limits (:mod:`autograder.limits`, whose time limits are derived from the canary's times
+on this machine): the whole run has a wall time and a memory limit, summed over every
+process it started (nbgrader, the sandboxed kernel and anything that kernel started,
+daemons too: inside the sandbox's PID namespace they stay in the tree), each cell a wall
+time, and the sandbox's folder a disk limit. Past a limit the whole tree is killed; and
+since the sandbox dies with its parent, and its PID namespace with its first process,
+nothing outlives it.
 
 Outcomes: ``graded``; ``timeout``, ``memory``, ``disk`` and ``not-a-notebook`` (the
 student's; a grade with a reason); and ``retry`` when the grading failed for a reason
@@ -45,24 +47,14 @@ import psutil
 
 from . import sandbox, trusted
 from .checks import MODEL_ITEMS
+from .limits import Limits
 
-__all__ = ["Limits", "Outcome", "Setup", "grade_submission", "first_errors", "run_limited"]
+__all__ = ["Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "slowest_cell"]
 
 MAX_SPEC_BYTES = 20_000_000
 #: How often a running process asks whether the class run was stopped (seconds): on a
 #: Dask cluster the question is a round trip to the scheduler.
 STOP_POLL_SECONDS = 2.0
-
-
-@dataclass
-class Limits:
-    """Per submission: wall time (s) of the whole run, per cell (s), memory and disk (bytes)."""
-
-    submission_seconds: float = 1200
-    cell_seconds: int = 600
-    memory_bytes: int = 6 * 2**30
-    check_seconds: float = 600
-    disk_bytes: int = 4 * 2**30
 
 
 @dataclass
@@ -74,6 +66,7 @@ class Setup:
     data_dir: Path | None  # the folder holding the course data (read-only in sandboxes)
     trusted_cache: Path  # trusted fits, shared by the class
     sandboxed: bool = True
+    #: Every time limit set (:func:`autograder.limits.derive`).
     limits: Limits = field(default_factory=Limits)
     #: The warm PyTensor compile cache each kernel gets a private copy of: the canary's
     #: (made by the solution notebooks, so only the course's own code wrote it), else the user's.
@@ -96,6 +89,7 @@ class Outcome:
     #: Seconds by phase: "notebooks" (nbgrader and the sandboxed kernel), "fits" (waiting
     #: for or making the trusted fits), "checks".
     phases: dict = field(default_factory=dict)
+    slowest_cell: float = 0.0  # seconds, the longest a cell of its notebooks ran
     checks: list = field(default_factory=list)  # CheckResult dicts
     errors: list = field(default_factory=list)  # first errors raised by the student's cells
     fits: list = field(default_factory=list)  # the trusted fits used: key, seconds, reused
@@ -244,6 +238,28 @@ def first_errors(notebooks: list[Path], limit: int = 3) -> list[str]:
     return found
 
 
+def slowest_cell(notebooks: list[Path]) -> float:
+    """The longest any cell of ``notebooks`` ran (seconds), from the timing nbclient
+    records in each executed cell's metadata (``execution``); 0 if there is none."""
+    from datetime import datetime
+
+    longest = 0.0
+    for path in notebooks:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:
+            continue
+        for cell in nb.cells:
+            timing = cell.get("metadata", {}).get("execution", {})
+            try:
+                start = datetime.fromisoformat(timing["iopub.execute_input"])
+                end = datetime.fromisoformat(timing["shell.execute_reply"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            longest = max(longest, (end - start).total_seconds())
+    return longest
+
+
 def _readable(path: Path) -> str:
     """Why a file is not a notebook nbgrader can grade, or ''."""
     try:
@@ -357,12 +373,14 @@ def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome) -> tuple[dict, 
             continue
         fitted = (setup.fit or trusted.fit)(spec, data, setup.trusted_cache, code=setup.code,
                                             sandboxed=setup.sandboxed, memory_bytes=setup.limits.memory_bytes,
-                                            stop=setup.stop)
+                                            seconds=setup.limits.fit_seconds, stop=setup.stop)
         if fitted.grader_error:
             return records, f"the trusted fit of {item} failed: {fitted.grader_error}"
         described = spec if isinstance(spec, dict) else {}
+        converged = fitted.diagnostics[-1] if fitted.diagnostics else {}
         outcome.fits.append({"item": item, "key": fitted.key, "seconds": round(fitted.seconds, 1),
-                             "reused": fitted.reused, "problem": fitted.problem,
+                             "reused": fitted.reused, "problem": fitted.problem, "attempts": len(fitted.diagnostics),
+                             "max_rhat": converged.get("max_rhat"), "min_ess": converged.get("min_ess"),
                              "model": f"{str(described.get('formula'))[:200]} ({str(described.get('family'))[:40]})"})
         records[item] = {"posterior": fitted.posterior, "problem": fitted.problem,
                          "family": spec.get("family") if isinstance(spec, dict) else None}
@@ -406,14 +424,19 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             link = _sandbox_config(work, folder, setup)
         env = _nbgrader_environment(work, folder, setup)
         log = work / "autograde.log"
+        # nbclient waits a fixed 4 s (iopub_timeout) for a cell's last outputs after its
+        # reply, and nbgrader makes missing them fail the whole notebook: on a busy machine a
+        # correct submission was then never graded. That wait is a limit like the others.
         nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
-                    f"--Execute.timeout={limits.cell_seconds}"]
+                    f"--Execute.timeout={round(limits.cell_seconds)}",
+                    f"--Execute.iopub_timeout={round(limits.iopub_seconds)}"]
         status, outcome.phases["notebooks"], peak = run_limited(
             nbgrader, cwd=work, env=env, log=log, seconds=limits.submission_seconds, memory=limits.memory_bytes,
             disk=(folder, limits.disk_bytes), stop=setup.stop)
         outcome.peak_memory_mb = peak / 2**20
         autograded = sorted((work / "autograded" / student / assignment).glob("*.ipynb"))
         outcome.errors = first_errors(autograded)
+        outcome.slowest_cell = slowest_cell(autograded)
         limit_reasons = {
             "timeout": f"stopped after {limits.submission_seconds:.0f} s (the time limit for a submission)",
             "memory": (f"stopped when it used more than {limits.memory_bytes / 2**30:.1f} GB of memory "

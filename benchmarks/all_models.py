@@ -47,9 +47,7 @@ import pandas as pd
 import xarray as xr
 
 from course_utils.data import path as data_path
-from course_utils.fitting import fit, fit_pymc
-from course_utils.models import LECTURE, build, prepared, settings
-from course_utils.models.m3 import M3_DESCRIPTION
+from course_utils.models import LECTURE, fit_model, prepared
 from course_utils.summary import posterior_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,11 +88,7 @@ nutpie.sample = _timed(nutpie.sample, "sampling")
 # ---- the chapters' models and settings (course_utils/models) -----------------------------------
 def fit_chapter_model(name: str, data: pd.DataFrame, cache: str):
     """Fit ``name`` as its chapter does (model and settings from course_utils.models)."""
-    model = build(name, data)
-    if name == "m3":
-        return fit_pymc(name, model, description={**M3_DESCRIPTION, "nobs": len(data)}, **settings(name),
-                        cache=cache, refit=True)
-    return fit(model, name, **settings(name), cache=cache, refit=True)
+    return fit_model(name, data, cache=cache, refit=True)[1]
 
 
 # ---- the parameters the lecture reports (brms names, as in parity/brms_results.json) ------------

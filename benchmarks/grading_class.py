@@ -37,7 +37,7 @@ from autograder.checks import CHECKS, ITEMS, Z, read_trusted
 from autograder.grade import grade_class, grader_cache
 from autograder.payload import read_draws, read_posterior, verify
 from autograder.reference import load_reference, trolley_data
-from autograder.runner import Limits
+from autograder.limits import Limits
 
 # The synthetic submissions live with the tests (tests/submissions.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from autograder.grade import grade_class
 from autograder.reference import load_reference
-from autograder.runner import Limits
+from autograder.limits import Limits
 
 # The synthetic submissions live with the tests (tests/submissions.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

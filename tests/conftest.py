@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autograder.limits import REFERENCE_SPEED, speed
+
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,12 @@ if not os.environ.get("COURSE_DATA_DIR") and (SHARED_DATA / "mlm.csv").is_file()
 # the pinned URLs; the download path itself is tested against a local web server).
 HAVE_DATA = bool(os.environ.get("COURSE_DATA_DIR")) and (Path(os.environ["COURSE_DATA_DIR"]) / "mlm.csv").is_file()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="no local data folder (COURSE_DATA_DIR)")
+
+
+def machine_seconds(seconds: float) -> float:
+    """A wait of ``seconds`` on the course's reference machine, as long as it is on this
+    machine as it runs now (autograder.limits.speed): longer on a slower or busier one."""
+    return seconds * max(1.0, speed() / REFERENCE_SPEED)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +52,7 @@ def built_book(tmp_path_factory):
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run(
         [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
-        check=False, capture_output=True, text=True, timeout=1800,
+        check=False, capture_output=True, text=True, timeout=machine_seconds(1800),
     )
     assert result.returncode == 0, f"book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return out / "_build"

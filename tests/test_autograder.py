@@ -483,6 +483,23 @@ def test_committed_reference_agrees_with_a_fresh_fit():
     assert compare_references(build(), load_reference()) == []
 
 
+def test_the_reference_is_never_built_from_a_fit_that_did_not_converge(rng, monkeypatch, capsys):
+    from autograder import __main__ as cli
+    from autograder import reference
+    from conftest import bambi_like_idata
+
+    stuck = bambi_like_idata(rng)
+    stuck.posterior["x"][0] += 1.0  # chain 1 elsewhere
+    stuck["sample_stats"] = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 500), dtype=bool))})
+    monkeypatch.setattr(reference, "fit_model", lambda name, data, **options: (None, stuck))
+    monkeypatch.setattr(reference, "trolley_data", pd.DataFrame)
+    monkeypatch.setattr(reference, "save", lambda *args: pytest.fail("a reference was written"))
+    with pytest.raises(AssertionError, match=r"the reference's m_simple: Rhat above 1.01 for \['b_x'\]"):
+        reference.fit_reference(pd.DataFrame())
+    assert cli.main(["reference"]) == 1
+    assert "The reference posterior was not built: the reference's m_simple: Rhat above 1.01" in capsys.readouterr().out
+
+
 def test_student_view_keeps_messages_and_hides_hidden_tests():
     from autograder.grade import student_view
 

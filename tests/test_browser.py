@@ -27,7 +27,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+
+from conftest import ROOT, machine_seconds
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def report(site):
         shutil.rmtree(SCREENSHOTS)
     options = {"baseUrl": base, "pages": pages(html), "screenshots": str(SCREENSHOTS), "chromium": chromium()}
     result = subprocess.run([node, str(CHECKER), json.dumps(options)], check=False, capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
+                            timeout=machine_seconds(600), cwd=ROOT)
     assert result.returncode == 0, f"the browser check failed:\n{result.stderr[-4000:]}"
     return {facts["page"]: facts for facts in json.loads(result.stdout)["pages"]}
 

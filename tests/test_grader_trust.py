@@ -24,6 +24,8 @@ from autograder import checks as C
 from autograder import sandbox
 from autograder import spec as SP
 from autograder import summaries as S
+from autograder.limits import Limits
+from conftest import machine_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed (make test installs it)")
@@ -110,7 +112,7 @@ def test_an_invalid_specification_is_the_students_problem_and_fits_nothing(rng, 
 
     model = _model(_ratings(rng))
     spec = {**SP.describe(model), "formula": "response ~ eval(x)"}
-    fitted = trusted.fit(spec, SP.describe_data(model), tmp_path, code=ROOT, memory_bytes=2**30)
+    fitted = trusted.fit(spec, SP.describe_data(model), tmp_path, code=ROOT, memory_bytes=2**30, seconds=600)
     assert fitted.posterior is None and not fitted.grader_error and "could not be refitted" in fitted.problem
     assert not list(tmp_path.glob("*.nc"))
 
@@ -172,6 +174,107 @@ def test_predictions_must_come_from_the_students_own_draws(rng):
     assert "was not computed from your m_varying's draws" in C._provenance_problem(frame, post, keys, "pred_participants")
 
 
+# ------------------------------------------------------------------ the grader's own fits must converge
+
+def _sampler(monkeypatch, outcomes: list[str]):
+    """Stand in for the sandboxed process that samples a trusted fit: attempt by attempt,
+    it writes what ``outcomes`` says ("good", "stuck": one chain elsewhere, "divergent",
+    or "timeout"). Returns the command lines it was given."""
+    from autograder import runner
+
+    calls = []
+
+    def fake(argv, *, cwd, env, log, seconds, memory, disk=None, stop=None):
+        outcome = outcomes[len(calls)]
+        calls.append(" ".join(argv))
+        if outcome == "timeout":
+            return "timeout", seconds, 0
+        posterior = _correlated(np.random.default_rng(len(calls)), n_chain=2, n_draw=500)
+        if outcome == "stuck":  # chain 1 never left its starting region
+            posterior["threshold"][0] = posterior["threshold"][0] + 0.8
+        posterior.attrs = {"modeling_interface": "bambi", "divergent": 3 if outcome == "divergent" else 0}
+        posterior.to_netcdf(Path(cwd) / "posterior.nc", engine="h5netcdf")
+        (Path(cwd) / "result.json").write_text(json.dumps({"status": "ok"}))
+        return "ok", 1.0, 0
+
+    monkeypatch.setattr(runner, "run_limited", fake)
+    return calls
+
+
+def _trusted_fit(rng, cache):
+    from autograder import trusted
+
+    model = _model(_ratings(rng))
+    spec, data = SP.describe(model), SP.describe_data(model)
+    name = SP.key(spec, data, trusted.settings())
+    return name, lambda: trusted.fit(spec, data, cache, code=ROOT, memory_bytes=2**30, seconds=600,
+                                     sandboxed=False)
+
+
+def test_a_trusted_fit_with_a_stuck_chain_is_made_again_with_another_seed(rng, tmp_path, monkeypatch):
+    from autograder import trusted
+
+    calls = _sampler(monkeypatch, ["stuck", "good"])
+    name, fit = _trusted_fit(rng, tmp_path)
+    fitted = fit()
+    assert not fitted.grader_error and not fitted.problem and len(calls) == 2
+    assert f"main({str(tmp_path / 'work' / name)!r}, 0)" in calls[0] and calls[1].endswith(", 1)")
+    first, second = fitted.diagnostics
+    assert first["max_rhat"] > 1.1 and "Rhat above 1.01" in " ".join(first["problems"])
+    assert second["max_rhat"] <= 1.01 and second["problems"] == [] and second["seed"] != first["seed"]
+    assert second["seed"] == trusted.seed(name, 1)
+    kept = xr.open_dataset(fitted.posterior, engine="h5netcdf")
+    assert abs(float(kept["threshold"][0].mean() - kept["threshold"][1].mean())) < 0.05  # not the stuck draws
+    again = fit()  # from the cache: the converged fit, and no more sampling
+    assert again.reused and again.posterior == fitted.posterior and len(calls) == 2
+
+
+@pytest.mark.parametrize("attempts, words", [(["stuck", "stuck"], "Rhat above 1.01"),
+                                             (["divergent", "divergent"], "3 divergent transition(s)"),
+                                             (["stuck", "timeout"], "Rhat above 1.01")])
+def test_a_trusted_fit_that_never_converges_is_the_graders_failure_and_never_kept(rng, tmp_path, monkeypatch,
+                                                                                   attempts, words):
+    from autograder import runner, trusted
+
+    calls = _sampler(monkeypatch, [*attempts, "good"])
+    name, fit = _trusted_fit(rng, tmp_path)
+    fitted = fit()
+    assert fitted.posterior is None and not fitted.problem and len(calls) == trusted.ATTEMPTS
+    assert f"did not converge with {trusted.ATTEMPTS} seeds" in fitted.grader_error and words in fitted.grader_error
+    assert not list(tmp_path.glob(f"{name}.*n*"))  # neither its draws nor a record of it
+    # No student is graded against it: the submission that asked for it is retried.
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    model = _model(_ratings(rng))
+    (payload / "m_simple.spec.json").write_text(json.dumps(SP.describe(model)))
+    (payload / "m_simple.data.json").write_text(json.dumps(SP.describe_data(model)))
+    _sampler(monkeypatch, attempts)
+    setup = runner.Setup(code=ROOT, reference=ROOT, data_dir=None, trusted_cache=tmp_path / "trusted",
+                         sandboxed=False, limits=Limits(fit_seconds=600))
+    outcome = runner.Outcome("ann", "retry")
+    records, error = runner._trusted_fits(payload, setup, outcome)
+    assert "the trusted fit of m_simple failed" in error and words in error
+    assert "m_simple" not in records
+    # The next run tries again, and a converged fit is used and kept.
+    _sampler(monkeypatch, ["good"])
+    assert fit().posterior is not None and (tmp_path / f"{name}.nc").is_file()
+
+
+def test_a_trusted_fit_out_of_time_with_every_seed_is_the_students_slow_model(rng, tmp_path, monkeypatch):
+    from autograder import trusted
+
+    calls = _sampler(monkeypatch, ["timeout"] * trusted.ATTEMPTS)
+    name, fit = _trusted_fit(rng, tmp_path)
+    fitted = fit()
+    assert len(calls) == trusted.ATTEMPTS and not fitted.grader_error
+    assert fitted.problem.startswith("refitting your model took longer than 600 s")
+    assert not (tmp_path / f"{name}.json").exists()  # a busier run may manage it
+    # A chain stuck long enough to run out of time is a seed's bad luck: the next seed is used.
+    _sampler(monkeypatch, ["timeout", "good"])
+    fitted = fit()
+    assert fitted.posterior is not None and fitted.problem == "" and not fitted.grader_error
+
+
 # ------------------------------------------------------------------ the sandbox and the limits
 
 @needs_bwrap
@@ -206,7 +309,7 @@ def test_sandbox_holds(tmp_path):
     folder = tmp_path / "student"
     folder.mkdir()
     done = subprocess.run(sandbox.command([sys.executable, "-c", script], folder=folder, code=code),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=machine_seconds(60))
     assert "done" in done.stdout, done.stderr
     # The code is read-only and the rest is not there (a write under /tmp lands in the sandbox's own /tmp).
     assert f"refused {code / 'autograder' / 'checks.py'} " in done.stdout and "WROTE /root" not in done.stdout

@@ -12,6 +12,7 @@ is left out here (the end-to-end test runs it). About 9 minutes on 2 cores.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,13 +28,14 @@ import pytest
 import submissions
 from autograder.checks import CHECKS
 from autograder.grade import grade_class
-from autograder.runner import Limits
+from autograder.limits import REFERENCE, Limits
 
-from conftest import needs_data
+from conftest import machine_seconds, needs_data
 
 pytestmark = [pytest.mark.slow, needs_data]
 
-LIMITS = Limits(submission_seconds=900, cell_seconds=360, memory_bytes=4 * 2**30)
+# Time limits derived by the grader from this machine's speed (no canary here).
+LIMITS = Limits(memory_bytes=4 * 2**30)
 ONLY_M_SIMPLE = {k: v for k, v in submissions.NOTHING.items() if k != "ex1_m_simple_answer"}
 
 
@@ -73,10 +75,14 @@ def two_runs(tmp_path_factory):
 
 
 def test_local_cluster_grades_as_the_in_process_run(two_runs):
-    _, on_cluster, in_process = two_runs
+    course, on_cluster, in_process = two_runs
     expected = _expected(simple=("simple_a", "simple_b"))
     assert _grades(on_cluster) == expected
     assert _grades(in_process) == expected
+    # Without a canary, the time limits are the reference machine's, scaled to this one.
+    run = json.loads((course / ".grading" / "trolley" / "run" / "limits.json").read_text())
+    assert run["canary"] is None and "reference machine" in run["how"]
+    assert run["limits"]["cell_seconds"] >= REFERENCE["cell_seconds"]
 
 
 def test_a_model_two_students_wrote_is_fitted_once_for_the_cluster(two_runs):
@@ -119,7 +125,7 @@ def test_a_worker_killed_mid_run_loses_no_grade(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, memory_limit=0) as cluster, \
             Client(cluster) as client:
         def kill_one_while_grading():
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + machine_seconds(300)
             while not killed and time.monotonic() < deadline:
                 for pid in _grading_workers(client):
                     children = psutil.Process(pid).children(recursive=True)
@@ -157,8 +163,6 @@ def test_grading_on_a_cluster_started_by_hand(tmp_path):
             if scheduler_file.exists() and scheduler_file.stat().st_size:
                 break
             time.sleep(0.5)
-        import json
-
         address = json.loads(scheduler_file.read_text())["address"]
         worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
                                    "--no-dashboard", "--memory-limit", "0"], env=env, stdout=subprocess.DEVNULL,
@@ -168,7 +172,7 @@ def test_grading_on_a_cluster_started_by_hand(tmp_path):
         for process in (worker, scheduler):
             if process is not None:
                 process.terminate()
-                process.wait(timeout=60)
+                process.wait(timeout=machine_seconds(60))
     assert _grades(states) == _expected()
     assert list((tmp_path / "worker").glob("*/work/blank"))  # graded there, not in .grading/
     assert not (course / ".grading" / "trolley" / "work").exists()

@@ -30,9 +30,9 @@ def test_each_model_is_shown_by_exactly_one_chapter_and_written_nowhere_else():
 def test_settings_are_a_copy_with_a_seed():
     for name in LECTURE:
         options = settings(name)
-        assert isinstance(options["random_seed"], int) and options["draws"] == 1000 and options["chains"] == 4
-        options["draws"] = 1
-        assert settings(name)["draws"] == 1000
+        assert isinstance(options["random_seed"], int) and options["draws"] >= 1000 and options["chains"] == 4
+        draws, options["draws"] = options["draws"], 1
+        assert settings(name)["draws"] == draws
 
 
 @needs_data

@@ -14,9 +14,12 @@ import pymc as pm
 import pytest
 from nbclient import NotebookClient
 
+
 from course_utils import progress
 from course_utils.cache import cached_idata
 from course_utils.progress import FitProgress, _terminal, hooks, reporting
+
+from conftest import machine_seconds
 
 
 class Clock:
@@ -117,7 +120,7 @@ def test_in_a_jupyter_kernel_progress_reaches_the_terminal_not_the_notebook(capf
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", progress.ENV_PROGRESS)}
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute(env=env)
+    NotebookClient(nb, timeout=round(machine_seconds(120)), kernel_name="python3").execute(env=env)
     outputs = nb.cells[0].outputs
     assert [o.get("text") for o in outputs] == ["cell ran\n"], outputs
     err = capfd.readouterr().err

@@ -10,8 +10,10 @@ PyMC model ``m3``). A chapter shows and runs the module's own text (MyST-NB's
 ``:load:`` option of a code cell), so the code a reader sees is the code everything else
 runs.
 
-:data:`LECTURE` lists them (name -> data set), :func:`build` builds one by name, and
-:func:`prepared` gives a data set as the chapters prepare it, in view, before modelling.
+:data:`LECTURE` lists them (name -> data set), :func:`build` builds one by name,
+:func:`prepared` gives a data set as the chapters prepare it, in view, before modelling,
+and :func:`fit_model` fits one as its chapter does (for code that loops over the models:
+the appendix, the reference posterior, the benchmarks).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 
 from ..data import load
 
-__all__ = ["LECTURE", "build", "settings", "prepared"]
+__all__ = ["LECTURE", "build", "fit_model", "prepared", "settings"]
 
 #: The lecture's models in the order the chapters fit them: name -> data set they model.
 LECTURE = {"m1": "mlm", "m2": "mlm", "m3": "chimpanzees", "m3_bambi": "chimpanzees",
@@ -49,3 +51,22 @@ def prepared(dataset: str) -> pd.DataFrame:
     elif dataset == "trolley":
         data["response"] = pd.Categorical(data["response"], categories=range(1, 8), ordered=True)
     return data
+
+
+def fit_model(name: str, data: pd.DataFrame, **overrides):
+    """``name`` built on ``data`` (its prepared data set) and fitted as its chapter fits
+    it: with :func:`settings`, updated by ``overrides`` (another seed, a cache folder).
+    ``m3``, written in PyMC, goes through :func:`~course_utils.fitting.fit_pymc` with its
+    brms-style description, the others through :func:`~course_utils.fitting.fit`.
+
+    Returns ``(model, idata)``.
+    """
+    from ..fitting import fit, fit_pymc
+
+    model = build(name, data)
+    options = {**settings(name), **overrides}
+    if name == "m3":
+        from .m3 import M3_DESCRIPTION
+
+        return model, fit_pymc(name, model, description={**M3_DESCRIPTION, "nobs": len(data)}, **options)
+    return model, fit(model, name, **options)

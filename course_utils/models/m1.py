@@ -1,7 +1,7 @@
 """m1: one mean per person, no pooling (book/partial-pooling.md)."""
 import bambi as bmb
 
-M1_FIT = dict(draws=1000, tune=1000, chains=4, random_seed=9)
+M1_FIT = dict(draws=2000, tune=1000, chains=4, random_seed=9)
 
 
 def m1_model(mlm):

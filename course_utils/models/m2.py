@@ -2,7 +2,7 @@
 (book/partial-pooling.md)."""
 import bambi as bmb
 
-M2_FIT = dict(draws=1000, tune=1000, chains=4, random_seed=9)
+M2_FIT = dict(draws=2000, tune=1000, chains=4, random_seed=9)
 
 
 def m2_model(mlm):

@@ -2,8 +2,8 @@
 (book/crossed-clusters.md). Variables carry brms's names."""
 import pymc as pm
 
-M3_FIT = dict(draws=1000, tune=1000, chains=4, random_seed=1,
-              target_accept=0.9)
+M3_FIT = dict(draws=2000, tune=1000, chains=4, random_seed=1,
+              target_accept=0.99)
 #: What the brms-style summary prints in its header.
 M3_DESCRIPTION = {
     "formula": "pulled_left ~ a + b; a ~ 1 + (1 | actor) "

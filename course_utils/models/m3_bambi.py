@@ -2,8 +2,8 @@
 (book/crossed-clusters.md)."""
 import bambi as bmb
 
-M3_BAMBI_FIT = dict(draws=1000, tune=1000, chains=4, random_seed=1,
-                    target_accept=0.95)
+M3_BAMBI_FIT = dict(draws=2000, tune=1000, chains=4, random_seed=1,
+                    target_accept=0.99)
 
 
 def m3_bambi_model(chimps):
