@@ -117,17 +117,29 @@ class CanaryTimes:
 
 
 def speed(repeats: int = 5) -> float:
-    """Seconds a small fixed computation takes here now (the median of ``repeats``): more
-    on a slower machine, and on a busy one, where this process gets less of a core."""
+    """Seconds a small fixed computation takes here now (the median of ``repeats``, after
+    one run to warm up): more on a slower machine, and on a busy one, where this process
+    gets less of a core.
+
+    It computes in place, in two buffers made once: a computation that allocates its
+    arrays anew measures the kernel's page faults too, which depend on what the process
+    allocated before (the same machine gave 0.03 s or 0.13 s by whether PyMC had been
+    imported), not on the machine."""
     x0 = np.linspace(-3.0, 3.0, 100_000)
+    x, y = np.empty_like(x0), np.empty_like(x0)
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
         start = time.perf_counter()
-        x = x0.copy()
-        for _ in range(40):
-            x = np.tanh(x) * 1.5 + np.exp(-x * x)
+        np.copyto(x, x0)
+        for _ in range(40):  # x <- 1.5 tanh(x) + exp(-x^2)
+            np.tanh(x, out=y)
+            y *= 1.5
+            np.multiply(x, x, out=x)
+            np.negative(x, out=x)
+            np.exp(x, out=x)
+            x += y
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times[1:]))
 
 
 def share(workers_on_host: int, cores: int, chains: int) -> float:

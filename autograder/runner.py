@@ -45,7 +45,7 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from . import sandbox, trusted
+from . import kernel_client, sandbox, trusted
 from .checks import MODEL_ITEMS
 from .limits import Limits
 
@@ -423,11 +423,18 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
         if setup.sandboxed:
             link = _sandbox_config(work, folder, setup)
         env = _nbgrader_environment(work, folder, setup)
+        with open(work / "nbgrader_config.py", "a") as fh:
+            fh.write("\n# Added by the grader: no output of the kernel's is dropped (autograder/kernel_client.py).\n"
+                     + kernel_client.config_lines())
         log = work / "autograde.log"
         # nbclient waits a fixed 4 s (iopub_timeout) for a cell's last outputs after its
         # reply, and nbgrader makes missing them fail the whole notebook: on a busy machine a
         # correct submission was then never graded. That wait is a limit like the others.
-        nbgrader = [sys.executable, "-I", "-m", "nbgrader", "autograde", assignment, "--student", student, "--force",
+        # nbgrader runs from the grader's installed copy, which holds the kernel client.
+        nbgrader = [sys.executable, "-I", "-c",
+                    f"import sys; sys.path.insert(0, {str(setup.code)!r}); "
+                    "from nbgrader.apps.nbgraderapp import main; main()",
+                    "autograde", assignment, "--student", student, "--force",
                     f"--Execute.timeout={round(limits.cell_seconds)}",
                     f"--Execute.iopub_timeout={round(limits.iopub_seconds)}"]
         status, outcome.phases["notebooks"], peak = run_limited(
