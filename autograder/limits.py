@@ -72,9 +72,10 @@ IOPUB_SHARE = 0.25
 #: two submissions at once: a share of :data:`REFERENCE_SHARE`).
 REFERENCE = {"cell_seconds": 600.0, "submission_seconds": 1200.0, "fit_seconds": 900.0, "check_seconds": 600.0}
 REFERENCE_SHARE = 2.0
-#: :func:`speed` on the reference machine, nothing else running (seconds; measured 0.087
-#: to 0.090, an AMD EPYC core).
-REFERENCE_SPEED = 0.088
+#: :func:`speed` on the reference machine, nothing else running (seconds; measured 0.012
+#: to 0.016 on an AMD EPYC core, every other process paused; 0.036 to 0.044 with the two
+#: cores busy with fits).
+REFERENCE_SPEED = 0.013
 
 
 @dataclass(frozen=True)
