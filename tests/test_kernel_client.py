@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from queue import Empty
 
 import pytest
+from conftest import machine_seconds
 from jupyter_client.manager import AsyncKernelManager
 
 from autograder import kernel_client
@@ -23,16 +25,16 @@ async def _flood_while_not_reading(client_class: str, folder) -> tuple[bool, int
     kc = km.client()
     kc.start_channels()
     try:
-        await kc.wait_for_ready(timeout=60)
+        await kc.wait_for_ready(timeout=machine_seconds(60))
         msg_id = kc.execute(FLOOD)
-        reply = await kc.get_shell_msg(timeout=60)  # the cell has run: every message has been published
+        reply = await kc.get_shell_msg(timeout=machine_seconds(60))  # the cell has run: every message has been published
         assert reply["content"]["status"] == "ok"
         time.sleep(2)  # (the event loop is blocked: nothing is read, as when the grader's process is starved)
         seen = 0
         while True:
             try:
                 msg = await kc.get_iopub_msg(timeout=5)
-            except Exception:  # queue.Empty: nothing more is coming
+            except Empty:  # nothing more is coming
                 return False, seen
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -57,12 +59,12 @@ def test_jupyter_clients_own_client_drops_them(tmp_path):
     assert not idle and seen <= 2000
 
 
-def test_nbgraders_executor_is_configured_with_it():
-    from traitlets.config import Config
+def test_nbgraders_executor_is_configured_with_it(tmp_path):
+    from traitlets.config.loader import PyFileConfigLoader
 
-    namespace = {"c": Config()}
-    exec(kernel_client.config_lines(), namespace)
-    km = AsyncKernelManager(config=namespace["c"])
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n" + kernel_client.config_lines())
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    km = AsyncKernelManager(config=config)  # nbclient's default manager, as nbgrader's executor makes it
     assert km.client_factory is kernel_client.UnboundedIOPubClient
 
 
