@@ -11,13 +11,16 @@ that grades:
 limit                    derived as :data:`TIME_MULTIPLE` x share x ...
 =======================  ==============================================================
 a cell                   the canary's slowest cell (its ``m_varying`` fit)
-the notebooks            the canary's whole nbgrader run (both notebooks)
+the notebooks            the canary's whole nbgrader run (both notebooks), plus a
+                         cell's limit
 a trusted fit, per seed  the slowest of the canary's trusted fits (the right
                          ``m_varying``), as long as it took when it was made
 the checks               the canary's checks
 =======================  ==============================================================
 
-each at least its floor in :data:`FLOORS`. nbclient's wait for a cell's last outputs
+each at least its floor in :data:`FLOORS`. The notebooks' limit holds one cell's limit
+on top, so that a submission whose stuck cell is stopped at the cell's limit still has
+the time for the rest, and only that cell's checks are lost. nbclient's wait for a cell's last outputs
 after the kernel replied (``iopub_timeout``, fixed at 4 s by default; nbgrader fails the
 whole notebook when it runs out, which on a busy machine stopped a correct submission
 from being graded) is a quarter of the cell's limit. *share* is how much less of the machine a
@@ -70,7 +73,8 @@ FLOORS = {"cell_seconds": 60.0, "submission_seconds": 120.0, "fit_seconds": 60.0
 IOPUB_SHARE = 0.25
 #: Limits where no canary was measured: seconds on the course's reference machine (2 cores,
 #: two submissions at once: a share of :data:`REFERENCE_SHARE`).
-REFERENCE = {"cell_seconds": 600.0, "submission_seconds": 1200.0, "fit_seconds": 900.0, "check_seconds": 600.0}
+#: (The notebooks' is without the cell's limit that is added to it.)
+REFERENCE = {"cell_seconds": 600.0, "submission_seconds": 600.0, "fit_seconds": 900.0, "check_seconds": 600.0}
 REFERENCE_SHARE = 2.0
 #: :func:`speed` on the reference machine, nothing else running (seconds; measured 0.012
 #: to 0.016 on an AMD EPYC core, every other process paused; 0.036 to 0.044 with the two
@@ -171,6 +175,8 @@ def derive(limits: Limits, canary: CanaryTimes | None, *, speed_now: float, shar
                "(submissions sharing the cores, beyond the reference's) x the reference machine's limits")
     chosen = {name: getattr(limits, name) if getattr(limits, name) is not None
               else max(FLOORS[name], round(factor * base[name])) for name in REFERENCE}
+    if limits.submission_seconds is None:  # room for one cell stopped at its limit
+        chosen["submission_seconds"] += chosen["cell_seconds"]
     derived = replace(limits, **chosen)
     return derived, (f"time limits: cell {derived.cell_seconds:.0f} s, notebooks {derived.submission_seconds:.0f} s, "
                      f"trusted fit {derived.fit_seconds:.0f} s per seed, checks {derived.check_seconds:.0f} s ({how})")

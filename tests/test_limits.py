@@ -35,7 +35,8 @@ def test_limits_are_a_stated_multiple_of_the_canarys_times():
     limits, how = derive(Limits(), CANARY, speed_now=0.1, share_now=2.0)
     factor = TIME_MULTIPLE * 2.0
     assert limits.cell_seconds == round(factor * 110) and limits.fit_seconds == round(factor * 180)
-    assert limits.submission_seconds == round(factor * 200)
+    # The notebooks' own time, and room for one cell stopped at its limit.
+    assert limits.submission_seconds == round(factor * 200) + limits.cell_seconds
     assert limits.check_seconds == max(FLOORS["check_seconds"], round(factor * 20))
     assert "slowest cell 110 s" in how and f"{TIME_MULTIPLE:g} x 2" in how
 
@@ -59,24 +60,26 @@ def test_nbclients_wait_for_a_cells_last_outputs_is_a_share_of_the_cell_limit():
 def test_what_the_instructor_sets_is_kept_and_the_rest_derived():
     limits, _ = derive(Limits(cell_seconds=42, memory_bytes=2**30), CANARY, speed_now=0.1, share_now=1.0)
     assert limits.cell_seconds == 42 and limits.memory_bytes == 2**30
-    assert limits.submission_seconds == round(TIME_MULTIPLE * 200)
+    assert limits.submission_seconds == round(TIME_MULTIPLE * 200) + 42
     given = Limits(submission_seconds=1, cell_seconds=2, fit_seconds=3, check_seconds=4)
     assert derive(given, CANARY, speed_now=9.0, share_now=9.0) == (given, "time limits as given")
 
 
 def test_without_a_canary_the_reference_machines_limits_scale_with_this_machine():
     same, how = derive(Limits(), None, speed_now=REFERENCE_SPEED, share_now=2.0)
-    assert {name: getattr(same, name) for name in REFERENCE} == REFERENCE
+    assert {name: getattr(same, name) for name in REFERENCE} == {
+        **REFERENCE, "submission_seconds": REFERENCE["submission_seconds"] + REFERENCE["cell_seconds"]}
     assert "reference machine" in how
     slower, _ = derive(Limits(), None, speed_now=3 * REFERENCE_SPEED, share_now=2.0)
     assert slower.cell_seconds == pytest.approx(3 * REFERENCE["cell_seconds"])
     crowded, _ = derive(Limits(), None, speed_now=REFERENCE_SPEED, share_now=4.0)
-    assert crowded.submission_seconds == pytest.approx(2 * REFERENCE["submission_seconds"])
+    assert crowded.submission_seconds == pytest.approx(2 * (REFERENCE["submission_seconds"] + REFERENCE["cell_seconds"]))
 
 
 def test_floors_hold_for_a_very_fast_canary():
     limits, _ = derive(Limits(), CanaryTimes(1.0, 0.5, 0.1, 0.2, 0.1), speed_now=0.1, share_now=1.0)
-    assert {name: getattr(limits, name) for name in FLOORS} == FLOORS
+    assert {name: getattr(limits, name) for name in FLOORS} == {
+        **FLOORS, "submission_seconds": FLOORS["submission_seconds"] + FLOORS["cell_seconds"]}
 
 
 @pytest.mark.parametrize("workers, cores, expected", [(1, 2, 1.0), (2, 2, 2.0), (16, 16, 2.0), (8, 16, 1.0),
