@@ -73,7 +73,8 @@ def test_without_a_canary_the_reference_machines_limits_scale_with_this_machine(
     slower, _ = derive(Limits(), None, speed_now=3 * REFERENCE_SPEED, share_now=2.0)
     assert slower.cell_seconds == pytest.approx(3 * REFERENCE["cell_seconds"])
     crowded, _ = derive(Limits(), None, speed_now=REFERENCE_SPEED, share_now=4.0)
-    assert crowded.submission_seconds == pytest.approx(2 * (REFERENCE["submission_seconds"] + REFERENCE["cell_seconds"]))
+    one_stopped_cell = REFERENCE["submission_seconds"] + REFERENCE["cell_seconds"]
+    assert crowded.submission_seconds == pytest.approx(2 * one_stopped_cell)
 
 
 def test_floors_hold_for_a_very_fast_canary():
