@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--memory-gb", type=float, default=DEFAULT.memory_bytes / 2**30,
                        help=f"memory per submission in GB (default {DEFAULT.memory_bytes / 2**30:g})")
     grade.add_argument("--regrade", action="store_true", help="grade again submissions already graded")
+    grade.add_argument("--retry-ungradable", action="store_true",
+                       help="grade again the submissions recorded as ungradable (the grader failed on them in "
+                            "several runs in a row)")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' notebooks without the bubblewrap sandbox (unsafe; the report says so)")
     args = parser.parse_args(argv)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(submission_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_bytes=int(args.memory_gb * 2**30))
     grade_class(args.course, args.assignment, workers=args.workers, limits=limits, regrade=args.regrade,
-                sandboxed=not args.no_sandbox, scheduler=args.scheduler)
+                sandboxed=not args.no_sandbox, scheduler=args.scheduler, retry_ungradable=args.retry_ungradable)
     return 0
 
 

@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from . import spreadsheet  # noqa: E402
 from .checks import CHECKS  # noqa: E402
 
 __all__ = ["CSV_NAME", "HTML_NAME", "category", "to_look_at", "write_class_report", "write_csv"]
@@ -126,12 +127,12 @@ def write_csv(course: Path, states: dict[str, dict], look: dict[str, list[str]] 
             sandbox = "yes" if outcome.get("sandboxed", True) else "NO: graded with --no-sandbox"
             score = "" if outcome["status"] == "retry" else f"{state['score']:g}"
             phases = outcome.get("phases", {})
-            writer.writerow([student, score, f"{TOTAL:g}", outcome["status"], sandbox, f"{outcome['seconds']:.0f}",
-                             *[f"{phases[p]:.0f}" if p in phases else "" for p in ("notebooks", "fits", "checks")],
-                             f"{outcome.get('peak_memory_mb', 0):.0f}", state.get("worker", ""), fits,
-                             outcome["reason"], outcome.get("detail", ""),
-                             "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
-                             "; ".join(look.get(student, [])), *[f"{scores.get(c, 0):g}" for c in CHECKS]])
+            writer.writerow(spreadsheet.row([
+                student, score, f"{TOTAL:g}", outcome["status"], sandbox, f"{outcome['seconds']:.0f}",
+                *[f"{phases[p]:.0f}" if p in phases else "" for p in ("notebooks", "fits", "checks")],
+                f"{outcome.get('peak_memory_mb', 0):.0f}", state.get("worker", ""), fits, outcome["reason"],
+                outcome.get("detail", ""), "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
+                "; ".join(look.get(student, [])), *[f"{scores.get(c, 0):g}" for c in CHECKS]]))
     return path
 
 

@@ -63,8 +63,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from . import intake
 from .limits import Limits
 from .runner import Outcome, Setup
+from .submitted import MAX_FILE_BYTES
 
 __all__ = [
     "ENV_ADDRESS",
@@ -79,14 +81,11 @@ __all__ = [
     "preflight_task",
     "shared_fit",
     "stop_run",
-    "submission_files",
     "workers_per_host",
 ]
 
 #: The environment variable Dask itself reads for a scheduler's address.
 ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
-#: Submitted files larger than this are not sent to the cluster (a notebook is far smaller).
-MAX_FILE_BYTES = 100 * 2**20
 
 
 @dataclass(frozen=True)
@@ -143,22 +142,6 @@ def make_bundle(course: Path, assignment: str, gradebook: Path, reference: Path,
 def hold(bundle: Bundle) -> Bundle:
     """The run's bundle, as a Dask task's result (recomputed if the worker holding it dies)."""
     return bundle
-
-
-def submission_files(folder: Path, names: list[str]) -> dict[str, bytes | str]:
-    """The files of a submission the grader reads (the assignment's notebooks and
-    ``timestamp.txt``), as bytes; a file it must not read (a link, a folder, too large)
-    is left out or named with its problem (a str)."""
-    files: dict[str, bytes | str] = {}
-    for name in [*names, "timestamp.txt"]:
-        path = folder / name
-        if path.is_symlink() or not path.is_file():
-            continue
-        if path.stat().st_size > MAX_FILE_BYTES:
-            files[name] = f"{name} is larger than {MAX_FILE_BYTES // 2**20} MB, so it was not graded"
-            continue
-        files[name] = path.read_bytes()
-    return files
 
 
 @contextlib.contextmanager
@@ -300,22 +283,16 @@ def worker_setup(bundle: Bundle) -> tuple[Path, Path, Setup]:
 
 def _draws_digests(payload: Path) -> dict[str, str]:
     """SHA-256 of each model's draws in the payload (the report's "identical draws"). The
-    payload is the student's folder: only the expected names, regular files of a sane
-    size, read in chunks; what cannot be read is left out."""
+    payload is the student's folder: only the expected names, read through
+    :mod:`autograder.intake`; what it refuses is left out."""
     from .checks import MODEL_ITEMS
 
     found = {}
     for item in MODEL_ITEMS:
         path = payload / f"{item}.nc"
         try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-                continue
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(2**20), b""):
-                    h.update(chunk)
-            found[path.name] = h.hexdigest()
-        except OSError:
+            found[path.name] = intake.sha256(path, MAX_FILE_BYTES, within=payload.parent)
+        except (intake.Refused, OSError):
             continue
     return found
 
@@ -330,8 +307,8 @@ def grade_task(bundle: Bundle, student: str, files: dict, limits: Limits) -> Gra
     setup = replace(setup, limits=limits)
     root = _root(bundle)
     if setup.stop is not None and setup.stop():
-        return Graded(runner.Outcome(student, "retry", reason="the grading run was stopped",
-                                     detail="the grading run was stopped", sandboxed=bundle.sandboxed))
+        return Graded(runner.Outcome(student, "retry", reason=runner.STOPPED, detail=runner.STOPPED,
+                                     sandboxed=bundle.sandboxed))
     submitted = root / "submitted" / student
     if submitted.exists():
         shutil.rmtree(submitted)

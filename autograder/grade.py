@@ -20,10 +20,13 @@ For a course directory laid out as nbgrader expects (``exercises/``: ``source/``
    (:mod:`autograder.class_report`: ``class-report.html`` and ``grading-report.csv``).
 
 A submission that is not a notebook, raises, runs past a limit, or tampers with the
-grading still gets a grade (the credit it earned) and a reason; the run goes on. A
-submission whose grading failed for the grader's own reasons (including a Dask worker
-that died with it more than Dask retries) is recorded as ``retry`` (no score, no
-feedback) and graded again by the next run. State is kept per student in
+grading still gets a grade (the credit it earned) and a reason; the run goes on. So does
+a folder that is not a submission (a link, a pipe, a copy of the source notebooks:
+``refused``, see :mod:`autograder.submitted`); what a student left is read only through
+:mod:`autograder.intake`. A submission whose grading failed for the grader's own reasons
+(including a Dask worker that died with it more than Dask retries) is recorded as
+``retry`` (no score, no feedback) and graded again by the next run, at most
+:data:`MAX_RETRIES` runs in a row: then it is ``ungradable`` (0, with the reason). State is kept per student in
 ``.grading/<assignment>/``, on the instructor's machine, after the gradebook is updated
 from a result that came back, so an interrupted run started again skips the students
 already graded (unless their submission changed) and grades the rest; a student graded
@@ -33,7 +36,6 @@ twice is updated in place, never counted twice.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import html
 import json
 import os
@@ -50,6 +52,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
+from . import intake, spreadsheet
 from .checks import CHECKS, COMMENT_CELL
 from .class_report import CSV_NAME, write_class_report
 from .export import MARKER
@@ -58,43 +61,25 @@ from .limits import SUBMISSION_THREADS, CanaryTimes, Limits, derive, share
 from .lms import write_lms_files
 from .preflight import PreflightError
 from .reference import REFERENCE_FILE
-from .runner import Outcome
+from .runner import STOPPED, Outcome
+from .submitted import fingerprint as fingerprint_of
+from .submitted import (
+    notebooks_digest,
+    refused_fingerprint,
+    submission_files,
+    submissions,
+)
 
-__all__ = ["COURSE_ID", "auto_scores", "grade_class", "grader_cache", "record", "student_view", "submissions"]
+__all__ = ["COURSE_ID", "MAX_RETRIES", "auto_scores", "feedback_options", "grade_class", "grader_cache", "record",
+           "student_view"]
 
 COURSE_ID = "multilevel-adventures"  # as in exercises/nbgrader_config.py
+#: Runs in a row that may end in ``retry`` for an unchanged submission: the last is recorded.
+MAX_RETRIES = 3
 
 
 def _db_url(course: Path) -> str:
     return f"sqlite:///{(course / 'gradebook.db').resolve()}"
-
-
-def submissions(course: Path, assignment: str) -> dict[str, Path]:
-    """student -> folder of their submitted notebooks."""
-    root = course / "submitted"
-    found = {}
-    for folder in sorted(root.glob(f"*/{assignment}")) if root.is_dir() else []:
-        if folder.is_dir():
-            found[folder.parent.name] = folder
-    return found
-
-
-def _fingerprint(folder: Path) -> str:
-    h = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(folder)).encode() + b"\0" + file.read_bytes())
-    return h.hexdigest()
-
-
-def _notebooks_digest(folder: Path, names: list[str]) -> str:
-    """SHA-256 of the submitted notebooks alone (the report's "identical notebooks")."""
-    h, read = hashlib.sha256(), False
-    for name in names:
-        path = folder / name
-        if path.is_file() and not path.is_symlink():
-            h.update(name.encode() + b"\0" + path.read_bytes())
-            read = True
-    return h.hexdigest() if read else ""
 
 
 def _snapshot(course: Path, target: Path) -> None:
@@ -119,7 +104,9 @@ def _comments(outcome: Outcome) -> dict[str, str]:
     if general:
         first = next(iter(dict.fromkeys(COMMENT_CELL.values())))
         texts.setdefault(first, []).insert(0, " ".join(general))
-    return {cell: "\n\n".join(lines) for cell, lines in texts.items()}
+    # nbgrader renders a comment as Markdown, which passes HTML through: the messages quote
+    # the student's own text (exception messages, formulas), so it is shown, never run.
+    return {cell: html.escape("\n\n".join(lines), quote=False) for cell, lines in texts.items()}
 
 
 def auto_scores(work: Path, assignment: str, student: str) -> dict[tuple[str, str], float]:
@@ -225,14 +212,31 @@ def _own_feedback(course: Path, assignment: str, outcome: dict, score: float) ->
         f"{'<ul>' + items + '</ul>' if items else ''}</body></html>\n")
 
 
-def _nbgrader(course: Path, *args: str, log: Path) -> int:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+def _nbgrader(course: Path, *args: str, log: Path, env: dict[str, str] | None = None) -> int:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **(env or {})}
     with open(log, "ab") as out:
         try:
             return subprocess.run([sys.executable, "-I", "-m", "nbgrader", *args], cwd=course, env=env, stdout=out,
                                   stderr=subprocess.STDOUT, timeout=1800).returncode
         except subprocess.TimeoutExpired:
             return -1
+
+
+def feedback_options() -> tuple[list[str], dict[str, str]]:
+    """nbgrader's options and environment for feedback pages that show what students
+    wrote as text, never run it: outputs sanitised by nbconvert
+    (``HTMLExporter.sanitize_html``) and Markdown cells cleaned by the course's feedback
+    template (``autograder/templates/course_feedback``: nbgrader's own, extended, with
+    ``clean_html``; nbgrader's templates are put on ``JUPYTER_PATH`` so it can name them)."""
+    import nbgrader
+
+    ours = Path(__file__).resolve().parent / "templates"
+    theirs = Path(nbgrader.__file__).resolve().parent / "server_extensions" / "formgrader" / "templates"
+    paths = os.pathsep.join(p for p in (str(theirs), os.environ.get("JUPYTER_PATH", "")) if p)
+    return (["--HTMLExporter.sanitize_html=True", "--HTMLExporter.template_name=course_feedback",
+             f"--HTMLExporter.extra_template_basedirs={ours}", f"--HTMLExporter.extra_template_basedirs={theirs}"],
+            {"JUPYTER_PATH": paths})
 
 
 def _feedback(course: Path, assignment: str, states: dict[str, dict], state_dir: Path, log) -> list[str]:
@@ -243,10 +247,12 @@ def _feedback(course: Path, assignment: str, states: dict[str, dict], state_dir:
     log_file = state_dir / "nbgrader.log"
     graded = sorted(s for s, st in states.items() if st["outcome"]["status"] == "graded")
     failed = []
-    if graded and _nbgrader(course, "generate_feedback", assignment, "--force", log=log_file) != 0:
+    options, env = feedback_options()
+    if graded and _nbgrader(course, "generate_feedback", assignment, "--force", *options, log=log_file,
+                            env=env) != 0:
         for student in graded:
-            if all(_nbgrader(course, "generate_feedback", assignment, "--force", "--student", student,
-                             log=log_file) != 0 for _ in range(2)):
+            if all(_nbgrader(course, "generate_feedback", assignment, "--force", "--student", student, *options,
+                             log=log_file, env=env) != 0 for _ in range(2)):
                 failed.append(student)
     for student, state in states.items():
         if state["outcome"]["status"] == "retry":
@@ -263,6 +269,7 @@ def _export(course: Path, state_dir: Path, log) -> None:
     log_file = state_dir / "nbgrader.log"
     for _ in range(2):
         if _nbgrader(course, "export", "--to", str(course / "grades.csv"), log=log_file) == 0:
+            spreadsheet.neutralise_file(course / "grades.csv")  # student ids that look like formulas
             return
     raise SystemExit(f"nbgrader could not export the grades to {course / 'grades.csv'} (see {log_file}); the "
                      "grades are recorded in the gradebook: run the grading again to retry the export")
@@ -276,7 +283,8 @@ def grader_cache() -> Path:
 def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | None = None,
                 limits: Limits | None = None, reference: str | os.PathLike = REFERENCE_FILE,
                 regrade: bool = False, log=None, sandboxed: bool = True, canary: bool = True,
-                scheduler: str | None = None, processes: bool = True, client=None) -> dict[str, dict]:
+                scheduler: str | None = None, processes: bool = True, client=None,
+                retry_ungradable: bool = False) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in the course directory ``course``.
 
     The work runs on Dask (:mod:`autograder.cluster`): ``client`` if given, else the
@@ -288,6 +296,10 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     derived from what the canary took (:mod:`autograder.limits`). Returns student ->
     {"score", "outcome"} and leaves ``grades.csv``, the LMS files,
     ``grading-report.csv``, ``class-report.html`` and ``feedback/`` in ``course``.
+
+    A submission that needed a ``retry`` in :data:`MAX_RETRIES` runs in a row, unchanged,
+    is recorded the last time as ``ungradable`` (0 and the grader's reason), so no
+    submission stays without a grade; ``retry_ungradable`` grades those again.
     """
     from . import cluster
     from .preflight import check_data, check_reference
@@ -312,17 +324,32 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
             "your files; the report says so on every row")
     bundle = cluster.make_bundle(course, assignment, template, Path(reference), limits, sandboxed, state_dir)
 
-    found = submissions(course, assignment)
+    found, refused = submissions(course, assignment)
     states, todo = {}, {}
-    for student, folder in found.items():
-        fingerprint = _fingerprint(folder)
+    for student in sorted({*found, *refused}):
+        try:
+            fingerprint = (fingerprint_of(found[student]) if student in found
+                           else refused_fingerprint(course, student, assignment))
+        except intake.Refused as error:  # too many files or folders to list: the student's
+            refused[student] = str(error)
+            fingerprint = refused_fingerprint(course, student, assignment)
         state_file = state_dir / f"{student}.json"
+        retries = 0
         if state_file.exists() and not regrade:
             state = json.loads(state_file.read_text())
-            if state.get("fingerprint") == fingerprint and state["outcome"]["status"] != "retry":
-                states[student] = state
-                continue
-        todo[student] = (folder, fingerprint)
+            status = state["outcome"]["status"]
+            if state.get("fingerprint") == fingerprint:
+                if status == "retry":
+                    retries = state.get("retries", 0)
+                elif not (status == "ungradable" and retry_ungradable):
+                    states[student] = state
+                    continue
+        todo[student] = (found.get(student), fingerprint, retries)
+    for student, reason in refused.items():  # graded here, at once: nothing of theirs is run or read
+        if student in todo:
+            _record_result(course, assignment, student, todo.pop(student)[1:], "",
+                           cluster.Graded(Outcome(student, "refused", reason=reason, sandboxed=sandboxed)),
+                           states, state_dir, len(found) + len(refused), log)
 
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -338,11 +365,12 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
             if checked.problem:
                 raise PreflightError(checked.problem)
             run_limits = _run_limits(client, limits, checked, state_dir, log)
-            log(f"{assignment}: {len(found)} submissions, {len(states)} already graded, grading {len(todo)} on "
+            log(f"{assignment}: {len(found) + len(refused)} submissions, {len(states)} already graded or refused, "
+                f"grading {len(todo)} on "
                 f"{len(client.scheduler_info()['workers'])} Dask workers")
             names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
-            _grade_on(client, shared, bundle, run_limits, todo, names, states, len(found), course, assignment,
-                      state_dir, log)
+            _grade_on(client, shared, bundle, run_limits, todo, names, states, len(found) + len(refused), course,
+                      assignment, state_dir, log)
         except BaseException:
             # Ctrl-C: running submissions (and a running canary) kill their processes;
             # what was recorded stays recorded and nothing else is.
@@ -384,6 +412,40 @@ def _run_limits(client, limits: Limits, checked, state_dir: Path, log) -> Limits
     return derived
 
 
+def _record_result(course: Path, assignment: str, student: str, seen: tuple[str, int], notebooks: str, graded,
+                   states: dict, state_dir: Path, total: int, log) -> None:
+    """Record one student's result (gradebook, autograded notebooks, state) and log it.
+
+    ``seen``: the submission's fingerprint and how many runs in a row it already needed
+    a retry. Whatever goes wrong here is this student's row, never the class's: a
+    failure to record is kept as ``retry`` with what failed, and the run goes on."""
+    fingerprint, retries = seen
+    outcome = graded.outcome
+    outcome.work = ""  # a folder on the worker's machine, meaningless here
+    if outcome.status == "retry" and outcome.detail != STOPPED:
+        retries += 1
+        if retries >= MAX_RETRIES:  # the same submission, every time: graded now, with the reason
+            outcome.status = "ungradable"
+            outcome.reason = (f"the grader could not grade this submission in {retries} runs, so it earned no "
+                              "points; your instructor has the grader's reason and can grade it again")
+    try:
+        # retry: the grader's failure, no score, graded again next run
+        score = 0.0 if outcome.status == "retry" else record(course, assignment, outcome, graded.notebooks,
+                                                             graded.auto_scores)
+    except Exception as error:  # noqa: BLE001 - whatever it is, it is this student's row alone
+        outcome.status, score = "retry", 0.0
+        outcome.reason = "the grader could not record its grade (a failure of the grader, not of the submission)"
+        outcome.detail = f"recording failed: {type(error).__name__}: {error}"
+    state = {"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict(), "notebooks": notebooks,
+             "draws": graded.draws, "worker": graded.worker, "retries": retries if outcome.status == "retry" else 0}
+    _write_state(state_dir / f"{student}.json", state)
+    states[student] = state
+    shown = "not graded, will be retried" if outcome.status == "retry" else f"{score:g}/{sum(CHECKS.values()):g}"
+    log(f"[{len(states)}/{total}] {student}: {shown} ({outcome.status}, {outcome.seconds:.0f} s)"
+        f"{': ' + outcome.reason if outcome.reason else ''}"
+        f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
+
+
 def _grade_on(client, shared, bundle, limits: Limits, todo: dict, names: list[str], states: dict, total: int,
               course: Path, assignment: str, state_dir: Path, log) -> None:
     """Submit one task per submission and record each result as it comes back."""
@@ -392,13 +454,22 @@ def _grade_on(client, shared, bundle, limits: Limits, todo: dict, names: list[st
     from . import cluster
 
     pending = {}
-    for student, (folder, fingerprint) in todo.items():
-        future = client.submit(cluster.grade_task, shared, student, cluster.submission_files(folder, names), limits,
-                               pure=False)
-        pending[future] = (student, fingerprint, _notebooks_digest(folder, names))
+    for student, (folder, *seen) in todo.items():
+        try:
+            files = submission_files(course, folder, names)
+        except Exception as error:  # noqa: BLE001 - not the student's (intake refuses theirs): this row, retried
+            _record_result(course, assignment, student, tuple(seen), "",
+                           cluster.Graded(Outcome(student, "retry", sandboxed=bundle.sandboxed,
+                                                  reason="the grader could not read the submitted folder (a failure "
+                                                         "of the grader, not of the submission)",
+                                                  detail=f"reading the submission: {type(error).__name__}: {error}")),
+                           states, state_dir, total, log)
+            continue
+        future = client.submit(cluster.grade_task, shared, student, files, limits, pure=False)
+        pending[future] = (student, tuple(seen), notebooks_digest(files))
     try:
         for future in as_completed(list(pending)):
-            student, fingerprint, notebooks = pending.pop(future)
+            student, seen, notebooks = pending.pop(future)
             try:
                 graded = future.result()
             except Exception as error:  # the grader's or the cluster's failure (e.g. KilledWorker): retried later
@@ -406,22 +477,7 @@ def _grade_on(client, shared, bundle, limits: Limits, todo: dict, names: list[st
                                                 reason="the grader could not finish grading it (a failure of the "
                                                        "grader, not of the submission)",
                                                 detail=f"the Dask task failed: {type(error).__name__}: {error}"))
-            outcome = graded.outcome
-            outcome.work = ""  # a folder on the worker's machine, meaningless here
-            if outcome.status == "retry":  # the grader's failure: no score, graded again next run
-                score = 0.0
-            else:
-                score = record(course, assignment, outcome, graded.notebooks, graded.auto_scores)
-            state = {"fingerprint": fingerprint, "score": score, "outcome": outcome.as_dict(),
-                     "notebooks": notebooks, "draws": graded.draws,
-                     "worker": graded.worker}
-            _write_state(state_dir / f"{student}.json", state)
-            states[student] = state
-            shown = "not graded, will be retried" if outcome.status == "retry" else \
-                f"{score:g}/{sum(CHECKS.values()):g}"
-            log(f"[{len(states)}/{total}] {student}: {shown} ({outcome.status}, {outcome.seconds:.0f} s)"
-                f"{': ' + outcome.reason if outcome.reason else ''}"
-                f"{' [' + outcome.detail + ']' if outcome.detail else ''}")
+            _record_result(course, assignment, student, seen, notebooks, graded, states, state_dir, total, log)
     except BaseException:
         with contextlib.suppress(Exception):
             client.cancel(list(pending))  # queued submissions never start

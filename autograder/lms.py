@@ -33,6 +33,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
+from . import spreadsheet
 from .checks import CHECKS
 
 __all__ = ["CANVAS_COLUMNS", "MOODLE_COLUMNS", "write_lms_files"]
@@ -72,12 +73,14 @@ def write_lms_files(course: Path, assignment: str, states: dict[str, dict]) -> l
             person = people[student]
             name = ", ".join(p for p in (person.get("last_name"), person.get("first_name")) if p) or student
             lms_id = str(person.get("lms_user_id") or "")
-            writer.writerow([name, lms_id if lms_id.isdigit() else "", "", student, "", f"{state['score']:g}"])
+            writer.writerow(spreadsheet.row([name, lms_id if lms_id.isdigit() else "", "", student, "",
+                                             f"{state['score']:g}"]))
     with open(moodle, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*MOODLE_COLUMNS, f"Assignment: {assignment} (Real)"])
         for student, state in graded:
             person = people[student]
-            writer.writerow([student, student, person.get("email") or "", person.get("first_name") or "",
-                             person.get("last_name") or "", f"{state['score']:g}"])
+            writer.writerow(spreadsheet.row([student, student, person.get("email") or "",
+                                             person.get("first_name") or "", person.get("last_name") or "",
+                                             f"{state['score']:g}"]))
     return [canvas, moodle]

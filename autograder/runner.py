@@ -23,8 +23,9 @@ time, and the sandbox's folder a disk limit. Past a limit the whole tree is kill
 since the sandbox dies with its parent, and its PID namespace with its first process,
 nothing outlives it.
 
-Outcomes: ``graded``; ``timeout``, ``memory``, ``disk`` and ``not-a-notebook`` (the
-student's; a grade with a reason); and ``retry`` when the grading failed for a reason
+Outcomes: ``graded``; ``timeout``, ``memory``, ``disk``, ``not-a-notebook`` and
+``refused`` (a submission folder that is not a real folder: :mod:`autograder.submitted`)
+(the student's; a grade with a reason); and ``retry`` when the grading failed for a reason
 that is not the student's (nbgrader or the checks could not run, a trusted fit failed
 to start, the run was stopped): no score is recorded and the next run grades it again.
 """
@@ -45,13 +46,16 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from . import kernel_client, sandbox, trusted
+from . import intake, kernel_client, sandbox, trusted
 from .checks import MODEL_ITEMS
 from .limits import Limits
 
 __all__ = ["Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "slowest_cell"]
 
 MAX_SPEC_BYTES = 20_000_000
+#: The detail of a ``retry`` because the class run was stopped (Ctrl-C): not counted
+#: against the submission's retries (:data:`autograder.grade.MAX_RETRIES`).
+STOPPED = "the grading run was stopped"
 #: How often a running process asks whether the class run was stopped (seconds): on a
 #: Dask cluster the question is a round trip to the scheduler.
 STOP_POLL_SECONDS = 2.0
@@ -81,7 +85,7 @@ class Setup:
 @dataclass
 class Outcome:
     student: str
-    status: str  # graded, timeout, memory, disk, not-a-notebook, retry
+    status: str  # graded, timeout, memory, disk, not-a-notebook, refused, retry
     reason: str = ""  # for the student: sentences, no paths of the grader's machine
     detail: str = ""  # for the instructor (the report): what the grader's logs say
     seconds: float = 0.0
@@ -351,11 +355,11 @@ def _sandbox_config(work: Path, folder: Path, setup: Setup) -> Path:
 
 
 def _read_json(path: Path):
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_SPEC_BYTES:
-        return None
+    """A JSON file the kernel wrote into its payload, or None: read through
+    :mod:`autograder.intake` (no link followed from the sandbox's folder down)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return intake.read_json(path, MAX_SPEC_BYTES, within=path.parent.parent)
+    except (intake.Refused, OSError):
         return None
 
 
@@ -454,7 +458,7 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             outcome.status, outcome.reason = status, limit_reasons[status]
             return outcome
         if status == "stopped":
-            return _retry(outcome, "the grading run was stopped")
+            return _retry(outcome, STOPPED)
         if status == "failed" or not autograded:
             return _retry(outcome, f"nbgrader autograde failed ({status}): {_log_tail(log)}")
         fitting = time.monotonic()

@@ -50,10 +50,12 @@ SEEDS = {"m1": 20, "m2": 20, "m3": 20, "m3_bambi": 20, "m_simple": 10, "m_varyin
 FIRST_OTHER_SEED = 1001
 
 
-def plan(name: str) -> tuple[dict, int]:
-    """(the chapter's settings for ``name``, without the seed; the chapter's seed)."""
+def plan(name: str, draws: int | None = None) -> tuple[dict, int]:
+    """(the chapter's settings for ``name``, without the seed, with ``draws`` per chain
+    if given; the chapter's seed)."""
     chosen = settings(name)
-    return {k: v for k, v in chosen.items() if k != "random_seed"}, chosen["random_seed"]
+    options = {k: v for k, v in chosen.items() if k != "random_seed"}
+    return ({**options, "draws": draws} if draws else options), chosen["random_seed"]
 
 
 def seeds_for(name: str, count: int) -> list[int]:
@@ -61,8 +63,8 @@ def seeds_for(name: str, count: int) -> list[int]:
     return ([own] + [FIRST_OTHER_SEED + i for i in range(count)])[:count]
 
 
-def run(name: str, seeds: list[int], cache: str) -> dict:
-    options, _ = plan(name)
+def run(name: str, seeds: list[int], cache: str, draws: int | None = None) -> dict:
+    options, _ = plan(name, draws)
     data = prepared(LECTURE[name])
     fits = []
     for seed in seeds:
@@ -103,7 +105,11 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, help="seeds per model (default: 20 for the quick models, 10 for "
                         "the Trolley ones)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"the record (default {RESULTS.relative_to(ROOT)})")
+    parser.add_argument("--draws", type=int, help="draws per chain instead of the chapter's, to see what other "
+                        "settings give (needs --out: the default record holds the chapters' settings)")
     args = parser.parse_args()
+    if args.draws and args.out == RESULTS:
+        parser.error("--draws needs --out: the default record holds the chapters' own settings")
     logging.getLogger("pymc").setLevel(logging.ERROR)
     logging.getLogger("bambi").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -111,7 +117,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-seeds-") as cache:
         for name in args.only or names:
             started = time.perf_counter()
-            record["models"][name] = run(name, seeds_for(name, args.seeds or SEEDS[name]), cache)
+            record["models"][name] = run(name, seeds_for(name, args.seeds or SEEDS[name]), cache, args.draws)
             record["models"][name]["seconds"] = round(time.perf_counter() - started)
             # Written after each model, so that a long run stopped part-way keeps what it found.
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from autograder.checks import CHECKS
 from autograder.release import EXERCISES, release_course  # noqa: F401  (release_course: for the callers)
 
 __all__ = ["release_course", "solutions", "write_submission", "correct", "plain", "PLAIN", "MISTAKES", "VARIANTS",
-           "tampering", "hostile", "fabricated", "HOSTILE_MARK"]
+           "tampering", "hostile", "fabricated", "HOSTILE_MARK", "hostile_folders", "FORMULA_STUDENT", "HTML_ERROR"]
 
 NOTEBOOKS = ("1-varying-intercepts.ipynb", "2-predictions.ipynb")
 _SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
@@ -286,6 +286,59 @@ def not_a_notebook(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     (target / NOTEBOOKS[0]).write_text("I could not get Jupyter to work, so here is my answer as text.\n")
     return target
+
+
+#: A student id a spreadsheet would run as a formula, and an error message that a page would run.
+FORMULA_STUDENT = "=1+1"
+HTML_ERROR = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def hostile_folders(course: Path, assignment: str = "trolley") -> dict[str, str]:
+    """Submissions that are not what a grader expects, in ``course/submitted``, next to
+    whatever is there; returns student -> what each one is. None of them fits a model.
+
+    - ``folder_link``: the assignment folder is a link to the course's source notebooks
+      (the solutions); ``student_link``: the student's folder is a link to another
+      student's; ``pipe_folder``: a named pipe where the assignment folder should be;
+    - ``copier``: real copies of the source notebooks (with the solution markers);
+    - ``links_inside``: one notebook a link to the source notebook, the other a named
+      pipe, ``timestamp.txt`` a link to ``/dev/zero``;
+    - :data:`FORMULA_STUDENT`: the released notebooks, unanswered, with :data:`HTML_ERROR`
+      as an error's message, in a Markdown cell and as a cell's HTML output; beside them a link to ``/dev/zero``,
+      a named pipe, a folder and a link to the solutions.
+    """
+    import os
+
+    root, source, release = course / "submitted", course / "source" / assignment, course / "release" / assignment
+    (root / "folder_link").mkdir(parents=True)
+    (root / "folder_link" / assignment).symlink_to(source, target_is_directory=True)
+    first = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "folder_link")
+    (root / "student_link").symlink_to(first[0] if first else source, target_is_directory=True)
+    (root / "pipe_folder").mkdir()
+    os.mkfifo(root / "pipe_folder" / assignment)
+    (root / "copier" / assignment).mkdir(parents=True)
+    for name in NOTEBOOKS:
+        (root / "copier" / assignment / name).write_bytes((source / name).read_bytes())
+    inside = root / "links_inside" / assignment
+    inside.mkdir(parents=True)
+    (inside / NOTEBOOKS[0]).symlink_to(source / NOTEBOOKS[0])
+    os.mkfifo(inside / NOTEBOOKS[1])
+    (inside / "timestamp.txt").symlink_to("/dev/zero")
+
+    def html_error(nbs):
+        _insert_after(nbs[NOTEBOOKS[0]], "ex1_m_simple_answer", f"raise ValueError({HTML_ERROR!r})")
+        nbs[NOTEBOOKS[1]].cells.insert(0, nbformat.v4.new_markdown_cell(f"My answer {HTML_ERROR}"))
+        nbs[NOTEBOOKS[1]].cells.insert(1, nbformat.v4.new_code_cell(
+            f"from IPython.display import HTML, display\ndisplay(HTML({HTML_ERROR!r}))"))
+
+    target = write_submission(release, source, root / FORMULA_STUDENT / assignment, answers=NOTHING,
+                              edit=html_error)
+    (target / "data.csv").symlink_to("/dev/zero")
+    os.mkfifo(target / "fifo")
+    (target / "folder").mkdir()
+    (target / "solutions").symlink_to(source, target_is_directory=True)
+    return {"folder_link": "refused", "student_link": "refused", "pipe_folder": "refused",
+            "copier": "not-a-notebook", "links_inside": "not-a-notebook", FORMULA_STUDENT: "graded"}
 
 
 #: Printed by :func:`hostile`'s attempts, and in the command line of the process it leaves behind.

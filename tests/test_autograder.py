@@ -459,6 +459,34 @@ def test_record_updates_in_place_with_scores_and_comments(released):
         assert "note on ex1_m_varying_cutpoints" in comment.comment and "note on ex1_m_varying_sd" in comment.comment
 
 
+def test_a_submission_the_grader_keeps_failing_on_is_graded_the_third_time(released, tmp_path):
+    """Bounded retry: the same submission needing a retry run after run is recorded the
+    third time (0, with a reason), a stopped run does not count, and a changed submission
+    starts again."""
+    from autograder.cluster import Graded
+    from autograder.grade import MAX_RETRIES, _record_result
+    from autograder.runner import STOPPED, Outcome
+
+    states, lines = {}, []
+
+    def run(detail="nbgrader autograde failed (failed): a kernel the grader could not start", fingerprint="f1"):
+        previous = json.loads((tmp_path / "erin.json").read_text()) if (tmp_path / "erin.json").exists() else {}
+        retries = previous.get("retries", 0) if previous.get("fingerprint") == fingerprint else 0
+        outcome = Outcome("erin", "retry", reason="the grader could not finish grading it", detail=detail)
+        _record_result(released, "trolley", "erin", (fingerprint, retries), "", Graded(outcome), states, tmp_path,
+                       1, lines.append)
+        return states["erin"]
+
+    assert MAX_RETRIES == 3
+    assert [run()["outcome"]["status"], run(STOPPED)["outcome"]["status"], run()["outcome"]["status"]] == ["retry"] * 3
+    assert states["erin"]["retries"] == 2  # the stopped run did not count
+    last = run()
+    assert last["outcome"]["status"] == "ungradable" and last["score"] == 0 and last["retries"] == 0
+    assert "could not grade this submission in 3 runs" in last["outcome"]["reason"]
+    assert "a kernel the grader could not start" in last["outcome"]["detail"]  # the instructor's reason
+    assert run(fingerprint="f2")["outcome"]["status"] == "retry"  # changed: it starts again
+
+
 def test_reference_file_is_small_and_documented():
     from course_utils.data import DATASETS
 

@@ -39,7 +39,8 @@ LIMITS = Limits(memory_bytes=4 * 2**30)
 ONLY_M_SIMPLE = {k: v for k, v in submissions.NOTHING.items() if k != "ex1_m_simple_answer"}
 
 
-def _course(folder: Path, *, simple: tuple[str, ...] = (), blank: tuple[str, ...] = ("blank",)) -> Path:
+def _course(folder: Path, *, simple: tuple[str, ...] = (), blank: tuple[str, ...] = ("blank",),
+            hostile: bool = False) -> Path:
     course = submissions.release_course(folder)
     release, source = course / "release" / "trolley", course / "source" / "trolley"
     for seed, student in enumerate(simple, 1):
@@ -48,6 +49,8 @@ def _course(folder: Path, *, simple: tuple[str, ...] = (), blank: tuple[str, ...
     for student in blank:
         shutil.copytree(release, course / "submitted" / student / "trolley")
     submissions.not_a_notebook(course / "submitted" / "not_a_notebook" / "trolley")
+    if hostile:
+        submissions.hostile_folders(course)
     return course
 
 
@@ -55,14 +58,18 @@ def _grades(states: dict) -> dict[str, tuple[float, str]]:
     return {s: (st["score"], st["outcome"]["status"]) for s, st in states.items()}
 
 
-def _expected(simple=(), blank=("blank",)) -> dict[str, tuple[float, str]]:
+def _expected(simple=(), blank=("blank",), hostile: bool = False) -> dict[str, tuple[float, str]]:
+    # hostile_folders: each gets 0 (nothing of theirs earned a point) and a status
+    hostile_ones = {"folder_link": "refused", "student_link": "refused", "pipe_folder": "refused",
+                    "copier": "not-a-notebook", "links_inside": "not-a-notebook",
+                    submissions.FORMULA_STUDENT: "graded"} if hostile else {}
     return {**{s: (CHECKS["ex1_m_simple"], "graded") for s in simple}, **{s: (0.0, "graded") for s in blank},
-            "not_a_notebook": (0.0, "not-a-notebook")}
+            "not_a_notebook": (0.0, "not-a-notebook"), **{s: (0.0, status) for s, status in hostile_ones.items()}}
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    course = _course(tmp_path_factory.mktemp("dask-course"), simple=("simple_a", "simple_b"))
+    course = _course(tmp_path_factory.mktemp("dask-course"), simple=("simple_a", "simple_b"), hostile=True)
     saved = os.environ["AUTOGRADER_CACHE"]
     os.environ["AUTOGRADER_CACHE"] = str(tmp_path_factory.mktemp("fresh-grader-cache"))  # no fit to reuse
     try:
@@ -76,13 +83,40 @@ def two_runs(tmp_path_factory):
 
 def test_local_cluster_grades_as_the_in_process_run(two_runs):
     course, on_cluster, in_process = two_runs
-    expected = _expected(simple=("simple_a", "simple_b"))
+    expected = _expected(simple=("simple_a", "simple_b"), hostile=True)
     assert _grades(on_cluster) == expected
     assert _grades(in_process) == expected
     # Without a canary, the time limits are the reference machine's, scaled to this one.
     run = json.loads((course / ".grading" / "trolley" / "run" / "limits.json").read_text())
     assert run["canary"] is None and "reference machine" in run["how"]
     assert run["limits"]["cell_seconds"] >= REFERENCE["cell_seconds"]
+
+
+def test_folders_that_are_not_submissions_get_a_grade_and_a_reason(two_runs):
+    """Links, pipes and copies of the source in a class (submissions.hostile_folders): the
+    run finishes, each gets 0 and a sentence, nobody else's grade moves (the test above),
+    and what a student wrote is shown as text in feedback and spreadsheets."""
+    import csv
+
+    course, on_cluster, _ = two_runs
+    reasons = {s: st["outcome"]["reason"] for s, st in on_cluster.items()}
+    assert "trolley folder is a link" in reasons["folder_link"]
+    assert "submission folder is a link" in reasons["student_link"]
+    assert "trolley folder is a named pipe" in reasons["pipe_folder"]
+    assert "copy of the instructor's notebook" in reasons["copier"]
+    assert "is a link" in reasons["links_inside"] and "is a named pipe" in reasons["links_inside"]
+    formula = submissions.FORMULA_STUDENT
+    assert "ValueError" in " ".join(on_cluster[formula]["outcome"]["errors"])
+    assert (course / "submitted" / "folder_link" / "trolley").is_symlink()  # nothing of theirs was changed
+    for student in ("folder_link", "copier", formula):
+        pages = "".join(p.read_text() for p in (course / "feedback" / student / "trolley").glob("*.html"))
+        assert pages and "<script>alert" not in pages and "<img src=x" not in pages, student
+    pages = "".join(p.read_text() for p in (course / "feedback" / formula / "trolley").glob("*.html"))
+    assert "&lt;script&gt;alert(1)" in pages  # the message is there, as text
+    for name in ("grades.csv", "grading-report.csv", "canvas-trolley.csv", "moodle-trolley.csv"):
+        with open(course / name, newline="") as fh:
+            cells = [c for row in csv.reader(fh) for c in row]
+        assert f"'{formula}" in cells and formula not in cells, name
 
 
 def test_a_model_two_students_wrote_is_fitted_once_for_the_cluster(two_runs):
