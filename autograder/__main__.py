@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--scheduler", default=os.environ.get(ENV_ADDRESS),
                        help=f"address of a running Dask scheduler, e.g. tcp://host:8786 (default: ${ENV_ADDRESS}, "
                             "else a local cluster)")
+    grade.add_argument("--insecure-scheduler", action="store_true",
+                       help="allow a scheduler address that is not tls:// (only on a network no one else can reach: "
+                            "whoever reaches the scheduler can run code on the workers)")
     grade.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="local cluster only: submissions graded at once (default: cores)")
     grade.add_argument("--timeout", type=float, default=None,
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(submission_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_bytes=int(args.memory_gb * 2**30))
     grade_class(args.course, args.assignment, workers=args.workers, limits=limits, regrade=args.regrade,
-                sandboxed=not args.no_sandbox, scheduler=args.scheduler, retry_ungradable=args.retry_ungradable)
+                sandboxed=not args.no_sandbox, scheduler=args.scheduler, retry_ungradable=args.retry_ungradable,
+                insecure_scheduler=args.insecure_scheduler)
     return 0
 
 

@@ -36,9 +36,11 @@ What travels, and what stays:
   the instructor's (else the submission is ``retry`` with the reason).
 
 Security: a Dask scheduler runs whatever its clients send, so whoever can reach it can
-run code on every worker and publish data under any name. Run the cluster on a private
-network or with TLS (Dask's ``distributed.security``), as the workers hold the solutions
-and every submission. A worker's own folder (``$AUTOGRADER_WORKER_DIR``, else
+run code on every worker and publish data under any name, and the workers hold the
+solutions and every submission. The local cluster therefore speaks TLS with credentials
+made for the run (a client without them is refused); a remote scheduler must be
+``tls://`` (the certificates in Dask's configuration) unless the instructor says the
+network is private (``--insecure-scheduler``). A worker's own folder (``$AUTOGRADER_WORKER_DIR``, else
 ``~/.cache/multilevel-adventures/grading``) must be closed to other users.
 
 Failures: a worker that dies mid-run has its tasks rescheduled by Dask; a task that
@@ -72,7 +74,9 @@ __all__ = [
     "ENV_ADDRESS",
     "Bundle",
     "Graded",
+    "InsecureScheduler",
     "Preflight",
+    "check_address",
     "forget_run",
     "grade_task",
     "hold",
@@ -144,16 +148,37 @@ def hold(bundle: Bundle) -> Bundle:
     return bundle
 
 
+class InsecureScheduler(SystemExit):
+    """An unencrypted scheduler address, refused (the message says what to do)."""
+
+
+def check_address(address: str, insecure: bool = False) -> None:
+    """Refuse a scheduler address that is not ``tls://`` unless ``insecure`` (the
+    instructor says the network to it is private): whoever reaches a Dask scheduler runs
+    code on its workers, which hold the solutions and every submission."""
+    if not address.startswith("tls://") and not insecure:
+        raise InsecureScheduler(
+            f"the Dask scheduler at {address} is not reached over TLS: anyone who can reach it can run code on the "
+            "grading workers, which hold the solutions and every submission. Start it with TLS (a tls:// address, "
+            "with the certificates in Dask's configuration: distributed.comm.tls) or, on a network only you can "
+            "reach, pass --insecure-scheduler")
+
+
 @contextlib.contextmanager
 def open_client(scheduler: str | None = None, workers: int | None = None, processes: bool = True,
-                log=print) -> Iterator:
-    """A Dask client: to ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) when given, else to
-    a new LocalCluster of ``workers`` single-threaded workers (default: one per core),
-    worker processes unless ``processes=False`` (threads of this process)."""
+                log=print, insecure: bool = False) -> Iterator:
+    """A Dask client: to ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) when given, over
+    TLS with the credentials in Dask's configuration (a ``tcp://`` address is refused
+    unless ``insecure``: :func:`check_address`), else to a new LocalCluster of
+    ``workers`` single-threaded workers (default: one per core), worker processes unless
+    ``processes=False`` (threads of this process). The LocalCluster speaks TLS with
+    credentials made for this run (Dask's ``security=True``): no other process on the
+    machine, another user's included, can connect to it."""
     from distributed import Client, LocalCluster
 
     address = scheduler or os.environ.get(ENV_ADDRESS)
     if address:
+        check_address(address, insecure)
         with Client(address, timeout="60s") as client:
             if not client.scheduler_info()["workers"]:
                 log(f"waiting for the first worker of the Dask cluster at {address} ...")
@@ -163,7 +188,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None, proces
         return
     workers = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
-                      memory_limit=0) as local, Client(local) as client:
+                      memory_limit=0, security=True) as local, Client(local, security=local.security) as client:
         log(f"grading on a local Dask cluster of {workers} {'worker processes' if processes else 'threads'}")
         yield client
 

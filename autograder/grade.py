@@ -284,11 +284,12 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
                 limits: Limits | None = None, reference: str | os.PathLike = REFERENCE_FILE,
                 regrade: bool = False, log=None, sandboxed: bool = True, canary: bool = True,
                 scheduler: str | None = None, processes: bool = True, client=None,
-                retry_ungradable: bool = False) -> dict[str, dict]:
+                retry_ungradable: bool = False, insecure_scheduler: bool = False) -> dict[str, dict]:
     """Grade every submission of ``assignment`` in the course directory ``course``.
 
     The work runs on Dask (:mod:`autograder.cluster`): ``client`` if given, else the
-    cluster at ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``), else a new LocalCluster
+    cluster at ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``; over TLS, or plain TCP if
+    ``insecure_scheduler``), else a new LocalCluster (over TLS, with credentials made for the run)
     of ``workers`` workers (default: one per core; threads of this process if
     ``processes=False``). Runs the preflight first (:mod:`autograder.preflight`; it
     raises :class:`~autograder.preflight.PreflightError` and grades no one when the
@@ -305,6 +306,8 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     from .preflight import check_data, check_reference
 
     course = Path(course).resolve()
+    if client is None and (scheduler or os.environ.get(cluster.ENV_ADDRESS)):
+        cluster.check_address(scheduler or os.environ[cluster.ENV_ADDRESS], insecure_scheduler)
     log = log or (lambda message: print(message, flush=True))  # progress shows at once, also through a pipe
     limits = limits or Limits()
     with Gradebook(_db_url(course), course_id=COURSE_ID) as gb:
@@ -354,7 +357,8 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(cluster.open_client(scheduler, workers, processes=processes, log=log))
+            client = stack.enter_context(cluster.open_client(scheduler, workers, processes=processes, log=log,
+                                                             insecure=insecure_scheduler))
         # The bundle as a task of its own (not scattered data): a worker that dies with
         # its only copy loses nothing, Dask computes it again.
         shared = client.submit(cluster.hold, bundle, key=f"bundle-{bundle.stop_event}")

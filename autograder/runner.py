@@ -47,7 +47,7 @@ import nbformat
 import psutil
 
 from . import intake, kernel_client, sandbox, trusted
-from .checks import MODEL_ITEMS
+from .checks import ITEMS, MODEL_ITEMS
 from .limits import Limits
 
 __all__ = ["Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "slowest_cell"]
@@ -363,11 +363,21 @@ def _read_json(path: Path):
         return None
 
 
-def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome) -> tuple[dict, str]:
+def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome, notebooks: list[Path]) -> tuple[dict, str]:
     """Refit (or reuse) each model specification in the payload; returns the records the
-    checks read and the grader's own error, if any."""
+    checks read and the grader's own error, if any.
+
+    Verify, then fit: only a model whose test cell recorded it, with files unchanged
+    since (:func:`autograder.payload.verify`), is refitted; a specification written by
+    any other cell, or after its test cell ran, costs the grader nothing."""
+    from .payload import verify
+
+    genuine = verify(notebooks, payload, {item: ITEMS[item] for item in MODEL_ITEMS})
     records = {}
     for item in MODEL_ITEMS:
+        if not genuine[item].ok:
+            records[item] = {"posterior": None, "problem": genuine[item].reason}
+            continue
         spec, data = _read_json(payload / f"{item}.spec.json"), _read_json(payload / f"{item}.data.json")
         if spec is None:
             error = _read_json(payload / f"{item}.spec-error.json") or {}
@@ -462,7 +472,7 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
         if status == "failed" or not autograded:
             return _retry(outcome, f"nbgrader autograde failed ({status}): {_log_tail(log)}")
         fitting = time.monotonic()
-        records, error = _trusted_fits(folder / "payload", setup, outcome)
+        records, error = _trusted_fits(folder / "payload", setup, outcome, autograded)
         outcome.phases["fits"] = time.monotonic() - fitting
         if error:
             return _retry(outcome, error)

@@ -229,6 +229,45 @@ def test_a_trusted_fit_with_a_stuck_chain_is_made_again_with_another_seed(rng, t
     assert again.reused and again.posterior == fitted.posterior and len(calls) == 2
 
 
+def _recorded_spec(rng, tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A payload with m_simple's specification, as its test cell recorded it: (the
+    payload folder in a sandbox's folder, [the autograded notebook with the digest line])."""
+    import nbformat
+
+    from autograder.export import MARKER, digest
+
+    payload = tmp_path / "sandbox" / "payload"
+    payload.mkdir(parents=True)
+    model = _model(_ratings(rng))
+    (payload / "m_simple.spec.json").write_text(json.dumps(SP.describe(model)))
+    (payload / "m_simple.data.json").write_text(json.dumps(SP.describe_data(model)))
+    cell = nbformat.v4.new_code_cell("")
+    cell.metadata["nbgrader"] = {"grade_id": C.ITEMS["m_simple"], "grade": True}
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                           text=f"{MARKER} m_simple {digest(payload, 'm_simple')}\n")]
+    notebook = tmp_path / "autograded.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), notebook)
+    return payload, [notebook]
+
+
+def test_only_a_specification_its_test_cell_recorded_is_refitted(rng, tmp_path, monkeypatch):
+    """Verify, then fit: a specification written after its test cell ran, or never
+    recorded by it, costs the grader no fit."""
+    from autograder import runner
+
+    calls = _sampler(monkeypatch, ["good"] * 3)
+    payload, notebooks = _recorded_spec(rng, tmp_path)
+    setup = runner.Setup(code=ROOT, reference=ROOT, data_dir=None, trusted_cache=tmp_path / "trusted",
+                         sandboxed=False, limits=Limits(fit_seconds=600))
+    spec = json.loads((payload / "m_simple.spec.json").read_text())
+    (payload / "m_simple.spec.json").write_text(json.dumps({**spec, "formula": "response ~ action + (1 | id)"}))
+    records, error = runner._trusted_fits(payload, setup, runner.Outcome("ann", "retry"), notebooks)
+    assert not error and not calls
+    assert records["m_simple"] == {"posterior": None,
+                                   "problem": "the files for m_simple were changed after its test cell ran"}
+    assert "did not run to the export" in records["m_varying"]["problem"]  # never recorded: no fit either
+
+
 @pytest.mark.parametrize("attempts, words", [(["stuck", "stuck"], "Rhat above 1.01"),
                                              (["divergent", "divergent"], "3 divergent transition(s)"),
                                              (["stuck", "timeout"], "Rhat above 1.01")])
@@ -243,16 +282,12 @@ def test_a_trusted_fit_that_never_converges_is_the_graders_failure_and_never_kep
     assert f"did not converge with {trusted.ATTEMPTS} seeds" in fitted.grader_error and words in fitted.grader_error
     assert not list(tmp_path.glob(f"{name}.*n*"))  # neither its draws nor a record of it
     # No student is graded against it: the submission that asked for it is retried.
-    payload = tmp_path / "payload"
-    payload.mkdir()
-    model = _model(_ratings(rng))
-    (payload / "m_simple.spec.json").write_text(json.dumps(SP.describe(model)))
-    (payload / "m_simple.data.json").write_text(json.dumps(SP.describe_data(model)))
+    payload, notebooks = _recorded_spec(rng, tmp_path)
     _sampler(monkeypatch, attempts)
     setup = runner.Setup(code=ROOT, reference=ROOT, data_dir=None, trusted_cache=tmp_path / "trusted",
                          sandboxed=False, limits=Limits(fit_seconds=600))
     outcome = runner.Outcome("ann", "retry")
-    records, error = runner._trusted_fits(payload, setup, outcome)
+    records, error = runner._trusted_fits(payload, setup, outcome, notebooks)
     assert "the trusted fit of m_simple failed" in error and words in error
     assert "m_simple" not in records
     # The next run tries again, and a converged fit is used and kept.

@@ -146,6 +146,26 @@ def test_class_report_and_lms_files(two_runs):
     assert {r[3]: r[5] for r in canvas[2:]}["simple_a"] == f"{CHECKS['ex1_m_simple']:g}"
 
 
+def test_the_local_grading_cluster_refuses_a_client_without_the_runs_credentials():
+    """The default LocalCluster speaks TLS with credentials made for the run: another
+    process on the machine (another user's, on a shared server) cannot connect, by plain
+    TCP or by TLS with credentials of its own; the grader's own client can."""
+    from autograder.cluster import open_client
+
+    with open_client(workers=1, log=lambda message: None) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://") and client.submit(sum, [1, 2]).result() == 3
+        # plain TCP; TLS with credentials of its own (a certificate the run's CA did not sign)
+        for attempt, security in ((address.replace("tls://", "tcp://"), "None"), (address, "Security.temporary()")):
+            code = ("from distributed import Client\nfrom distributed.security import Security\n"
+                    f"try:\n    Client({attempt!r}, timeout='10s', security={security}).close()\n"
+                    "    print('connected')\n"
+                    "except Exception as error:\n    print('refused:', type(error).__name__, error)\n")
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                                  timeout=machine_seconds(120))
+            assert done.stdout.startswith("refused:"), (attempt, done.stdout, done.stderr[-500:])
+
+
 def _grading_workers(client) -> list[int]:
     return list(client.run(os.getpid).values())
 
@@ -200,7 +220,10 @@ def test_grading_on_a_cluster_started_by_hand(tmp_path):
         worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
                                    "--no-dashboard", "--memory-limit", "0"], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, cwd=tmp_path)
-        states = grade_class(course, "trolley", limits=LIMITS, canary=False, scheduler=address)
+        with pytest.raises(SystemExit, match="not reached over TLS"):  # plain TCP: refused unless said
+            grade_class(course, "trolley", limits=LIMITS, canary=False, scheduler=address)
+        states = grade_class(course, "trolley", limits=LIMITS, canary=False, scheduler=address,
+                             insecure_scheduler=True)
     finally:
         for process in (worker, scheduler):
             if process is not None:
