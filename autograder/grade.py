@@ -460,7 +460,7 @@ def _grade_on(client, shared, bundle, limits: Limits, todo: dict, names: list[st
     pending = {}
     for student, (folder, *seen) in todo.items():
         try:
-            files = submission_files(course, folder, names)
+            files = submission_files(folder, names)
         except Exception as error:  # noqa: BLE001 - not the student's (intake refuses theirs): this row, retried
             _record_result(course, assignment, student, tuple(seen), "",
                            cluster.Graded(Outcome(student, "retry", sandboxed=bundle.sandboxed,

@@ -33,7 +33,9 @@ def submissions(course: Path, assignment: str) -> tuple[dict[str, Path], dict[st
     A submission is ``submitted/<student>/<assignment>``, both real folders: a link in
     either place (to another student's folder, or to the course's source) is refused,
     never followed, and so is anything else that is not a folder there."""
-    root = course / "submitted"
+    # The instructor's own path is trusted (``submitted`` may be a link to a shared
+    # exchange); links are refused only from the students' folders down.
+    root = (course / "submitted").resolve()
     found: dict[str, Path] = {}
     refused: dict[str, str] = {}
     if not intake.real_folder(root):
@@ -103,16 +105,17 @@ def _source_copy(data: bytes) -> bool:
     return False
 
 
-def submission_files(course: Path, folder: Path, names: list[str]) -> dict[str, bytes | str]:
+def submission_files(folder: Path, names: list[str]) -> dict[str, bytes | str]:
     """The files of a submission the grader reads (the assignment's notebooks and
-    ``timestamp.txt``) as bytes, read without following a link anywhere below
-    ``course/submitted``; a file it refuses (a link, a folder, a pipe, too large, a copy
+    ``timestamp.txt``) as bytes, read without following a link anywhere below the
+    ``submitted`` folder that holds ``folder`` (``submitted/<student>/<assignment>``, as
+    :func:`submissions` gives it); a file it refuses (a link, a folder, a pipe, too large, a copy
     of the course's source notebook) is named with a sentence saying why (a str); a
     missing one is left out (nbgrader scores a missing notebook 0)."""
     files: dict[str, bytes | str] = {}
     for name in [*names, "timestamp.txt"]:
         try:
-            data = intake.read_bytes(folder / name, MAX_FILE_BYTES, within=course / "submitted")
+            data = intake.read_bytes(folder / name, MAX_FILE_BYTES, within=folder.parent.parent)
         except FileNotFoundError:
             continue
         except intake.Refused as refused:  # named from the student's own folders down

@@ -174,6 +174,14 @@ def _course(tmp_path: Path, secret: Path) -> Path:
 def test_only_real_folders_are_submissions_and_links_are_refused_with_a_reason(tmp_path, secret):
     course = _course(tmp_path, secret)
     found, refused = _ends(submissions, course, "trolley")
+    # The instructor's own submitted folder may be a link (to a shared exchange): it is followed.
+    (tmp_path / "elsewhere").mkdir()
+    (course / "submitted").rename(tmp_path / "elsewhere" / "submitted")
+    (course / "submitted").symlink_to(tmp_path / "elsewhere" / "submitted", target_is_directory=True)
+    assert _ends(submissions, course, "trolley") == ({s: (tmp_path / "elsewhere" / "submitted" / s / "trolley")
+                                                      for s in found}, refused)
+    found = _ends(submissions, course, "trolley")[0]
+    assert submission_files(found["honest"], NAMES)[NAMES[0]] == (found["honest"] / NAMES[0]).read_bytes()
     assert set(found) == {"honest", "with_extras", "links_inside", "copier"}
     assert set(refused) == {"folder_link", "student_link", "pipe_student"}
     assert "trolley folder is a link" in refused["folder_link"]
@@ -184,7 +192,7 @@ def test_only_real_folders_are_submissions_and_links_are_refused_with_a_reason(t
 def test_submission_files_refuse_links_pipes_and_copies_of_the_source(tmp_path, secret):
     course = _course(tmp_path, secret)
     found, _ = submissions(course, "trolley")
-    files = {s: _ends(submission_files, course, found[s], NAMES) for s in found}
+    files = {s: _ends(submission_files, found[s], NAMES) for s in found}
     for student in ("honest", "with_extras"):  # with_extras: its link, pipe and folder are never read
         assert files[student] == {name: (found[student] / name).read_bytes() for name in NAMES}
     inside = files["links_inside"]
@@ -264,7 +272,7 @@ def test_any_tree_in_a_submission_is_read_safely(tmp_path_factory, tree, top):
             return
         assert "student" in found
         _ends(fingerprint, found["student"])
-        files = _ends(submission_files, course, found["student"], NAMES)
+        files = _ends(submission_files, found["student"], NAMES)
         for name, data in files.items():
             path = folder / name
             if isinstance(data, bytes):  # read: a regular file of the student's own
