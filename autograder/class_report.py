@@ -131,7 +131,8 @@ def write_csv(course: Path, states: dict[str, dict], look: dict[str, list[str]] 
                 student, score, f"{TOTAL:g}", outcome["status"], sandbox, f"{outcome['seconds']:.0f}",
                 *[f"{phases[p]:.0f}" if p in phases else "" for p in ("notebooks", "fits", "checks")],
                 f"{outcome.get('peak_memory_mb', 0):.0f}", state.get("worker", ""), fits, outcome["reason"],
-                outcome.get("detail", ""), "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
+                outcome.get("detail", ""),
+                "grader's page (nbgrader failed)" if state.get("feedback_failed") else "nbgrader",
                 "; ".join(look.get(student, [])), *[f"{scores.get(c, 0):g}" for c in CHECKS]]))
     return path
 

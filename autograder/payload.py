@@ -67,7 +67,8 @@ def files_digest(folder: Path, item: str) -> str:
     the item's files, each read through :mod:`autograder.intake` from the sandbox's
     folder down (raises :class:`~autograder.intake.Refused`)."""
     if not intake.real_folder(folder):
-        raise intake.Refused(f"the results folder is a {intake.kind(folder)}, not a folder, so the grader did not read it")
+        raise intake.Refused(f"the results folder is a {intake.kind(folder)}, not a folder, so the grader did not "
+                             "read it")
     h = hashlib.sha256()
     for name in sorted(n for n in os.listdir(folder) if n.startswith(f"{item}.")):
         h.update(name.encode("utf-8", "surrogateescape") + b"\0")
