@@ -112,13 +112,52 @@ def _tree(process: psutil.Process) -> list[psutil.Process]:
 
 
 def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+    """The memory a process tree holds: its processes' resident memory, plus what its
+    sandboxes hold in memory-backed folders (:func:`_sandbox_tmpfs_bytes`)."""
+    total, namespaces = 0, {}
     for p in _tree(process):
         try:
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+            namespace = os.stat(f"/proc/{p.pid}/ns/mnt").st_ino
+        except (psutil.Error, OSError):
+            continue
+        if namespace != _HOST_MOUNTS and namespace not in namespaces:
+            namespaces[namespace] = p.pid
+    held: dict[int, int] = {}  # one count per memory-backed file system, however many see it
+    for pid in namespaces.values():
+        held.update(_sandbox_tmpfs_bytes(pid))
+    return total + sum(held.values())
+
+
+def _mount_namespace() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return None
+
+
+#: This process's mount namespace: a process in another one is inside a sandbox.
+_HOST_MOUNTS = _mount_namespace()
+
+
+def _sandbox_tmpfs_bytes(pid: int) -> dict[int, int]:
+    """Bytes written into a sandbox's memory-backed folders (its private ``/tmp`` and
+    ``/dev/shm``), seen through ``/proc/<pid>/root`` of a process inside it, by file
+    system (device): pages that count as no process's resident memory, but hold the
+    machine's memory all the same. A folder that is the grader's own (a process still
+    setting up its sandbox sees the machine's ``/tmp``) is not the sandbox's."""
+    used = {}
+    for folder in sandbox.MEMORY_FOLDERS:
+        path = f"/proc/{pid}/root{folder}"
+        try:
+            device = os.stat(path).st_dev
+            if device == os.stat(folder).st_dev:
+                continue
+            info = os.statvfs(path)
+        except OSError:
+            continue
+        used[device] = (info.f_blocks - info.f_bfree) * info.f_frsize
+    return used
 
 
 def _kill_tree(popen: subprocess.Popen) -> None:

@@ -9,7 +9,8 @@ model specification is also the student's input. Inside a sandbox a process sees
   grader's installed read-only copy of ``course_utils`` and ``autograder`` (``code``) and
   the folder holding the course data;
 - read-write: one folder of its own (``folder``, which is also ``$HOME`` and the working
-  directory) and a private ``/tmp`` of limited size;
+  directory) and a private ``/tmp`` and ``/dev/shm`` of limited size, whose contents the
+  runner counts as the submission's memory;
 - nothing else: not the course directory (gradebook, solutions, other submissions,
   feedback, the grader's state), not the project checkout, not ``/root`` or ``/home``;
 - no network (its own network namespace has only an unconnected loopback), its own PID
@@ -34,7 +35,10 @@ from pathlib import Path
 __all__ = ["SandboxUnavailable", "bwrap", "command", "kernel_spec", "probe", "KERNEL_NAME"]
 
 KERNEL_NAME = "course-sandbox"
-TMP_BYTES = 1 << 30  # the private /tmp: 1 GiB of memory at most
+TMP_BYTES = 1 << 30  # the private /tmp and /dev/shm: 1 GiB of memory each at most
+#: The sandbox's memory-backed folders: what is written there holds memory, and the
+#: runner counts it in a submission's memory (:func:`autograder.runner.run_limited`).
+MEMORY_FOLDERS = ("/tmp", "/dev/shm")
 # Files of /etc that programs need (dynamic linker, time zone, certificates, fonts, users).
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "ssl", "localtime",
         "passwd", "group", "nsswitch.conf", "hosts", "mime.types", "os-release")
@@ -80,7 +84,7 @@ def command(argv: Sequence[str], *, folder: Path, code: Path, data: Path | None 
     folder, code = Path(folder).resolve(), Path(code).resolve()
     cmd = [bwrap(), "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--disable-userns",
            "--cap-drop", "ALL", "--clearenv", "--proc", "/proc", "--dev", "/dev",
-           "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+           "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for link, target in (links or {}).items():
         cmd += ["--symlink", str(target), str(link)]
     for top in _TOP:

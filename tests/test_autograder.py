@@ -332,6 +332,29 @@ def test_run_limited_stops_time_and_memory_hogs(tmp_path):
                        memory=2**34)[0] == "failed"
 
 
+def test_memory_written_to_a_sandboxs_shm_or_tmp_is_counted(tmp_path):
+    """Files in the sandbox's /dev/shm and /tmp hold memory that no process's resident
+    size shows: the runner adds them, so hoarding there is stopped at the memory limit."""
+    from autograder import sandbox
+    from autograder.runner import run_limited
+
+    folder = tmp_path / "box"
+    folder.mkdir()
+    for place in ("/dev/shm", "/tmp"):
+        hoard = (f"import time\nwith open('{place}/hoard', 'wb') as fh:\n"
+                 "    for _ in range(600):\n        fh.write(b'x' * 2**20); fh.flush()\n"
+                 "time.sleep(60)\n")
+        cmd = sandbox.command([sys.executable, "-c", hoard], folder=folder, code=ROOT)
+        status, seconds, peak = run_limited(cmd, cwd=tmp_path, env=dict(os.environ), log=tmp_path / "log",
+                                            seconds=machine_seconds(50), memory=400 * 2**20)
+        assert status == "memory" and peak > 400 * 2**20, (place, status, peak)
+    # Nothing written: nothing counted but the process (not the machine's own /tmp or /dev/shm).
+    cmd = sandbox.command([sys.executable, "-c", "import time; time.sleep(3)"], folder=folder, code=ROOT)
+    status, _, peak = run_limited(cmd, cwd=tmp_path, env=dict(os.environ), log=tmp_path / "log",
+                                  seconds=machine_seconds(50), memory=400 * 2**20)
+    assert status == "ok" and peak < 200 * 2**20, (status, peak)
+
+
 def test_run_limited_stops_when_asked(tmp_path):
     from autograder.runner import STOP_POLL_SECONDS, run_limited
 
