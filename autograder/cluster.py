@@ -462,7 +462,10 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
     ``spec``, from this worker's cache, else from the cluster: made once per run, by
     whichever worker runs the task, and published on the scheduler under
     ``trusted-<run>-<key>`` until the run ends, so that every request for the same key
-    waits on that one task."""
+    waits on that one task. The task fits within the per-seed limit, whoever asked first:
+    the fit is the class's. A submission waits for it at most ``wait`` seconds (what is
+    left of its time for refits); past that it gets the budget's problem, and the fit
+    goes on for the others (and for this submission's next run, from the cache)."""
     from distributed import Lock, get_client, secede
 
     from . import trusted
@@ -495,8 +498,11 @@ def shared_fit(bundle: Bundle, spec, data, cache: Path, **kwargs):
                                    key=f"{dataset}-{uuid.uuid4().hex[:8]}", pure=False, priority=100)
             client.publish_dataset(future, name=dataset)
             mine = True
+    wait = kwargs.get("wait")
     try:
-        record, blob = future.result()
+        record, blob = future.result(timeout=wait)
+    except TimeoutError:  # the submission's time for refits ran out while it waited
+        return trusted.TrustedFit(name, problem=trusted.out_of_budget(wait or 0), seconds=wait or 0)
     except Exception as error:  # the fitting worker died repeatedly, or the task failed: the grader's
         record, blob = {"key": name, "grader_error": f"the shared trusted fit failed: {error}"}, None
     if record.get("key") != name and not record.get("grader_error"):

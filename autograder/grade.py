@@ -348,6 +348,7 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
                     states[student] = state
                     continue
         todo[student] = (found.get(student), fingerprint, retries)
+    already = len(states)
     for student, reason in refused.items():  # graded here, at once: nothing of theirs is run or read
         if student in todo:
             _record_result(course, assignment, student, todo.pop(student)[1:], "",
@@ -369,8 +370,8 @@ def grade_class(course: str | os.PathLike, assignment: str, *, workers: int | No
             if checked.problem:
                 raise PreflightError(checked.problem)
             run_limits = _run_limits(client, limits, checked, state_dir, log)
-            log(f"{assignment}: {len(found) + len(refused)} submissions, {len(states)} already graded or refused, "
-                f"grading {len(todo)} on "
+            log(f"{assignment}: {len(found) + len(refused)} submissions, {already} already graded, "
+                f"{len(states) - already} refused, grading {len(todo)} on "
                 f"{len(client.scheduler_info()['workers'])} Dask workers")
             names = sorted(p.name for p in (course / "source" / assignment).glob("*.ipynb"))
             _grade_on(client, shared, bundle, run_limits, todo, names, states, len(found) + len(refused), course,

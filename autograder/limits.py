@@ -18,6 +18,9 @@ a trusted fit, per seed  the slowest of the canary's trusted fits (the right
 the checks               the canary's checks
 =======================  ==============================================================
 
+and the trusted fits one submission asks for share a trusted fit's limit for each model
+it can ask for (:func:`autograder.runner.refit_budget`).
+
 each at least its floor in :data:`FLOORS`. The notebooks' limit holds one cell's limit
 on top, so that a submission whose stuck cell is stopped at the cell's limit still has
 the time for the rest, and only that cell's checks are lost. nbclient's wait for a cell's last outputs

@@ -23,6 +23,9 @@ time, and the sandbox's folder a disk limit. Past a limit the whole tree is kill
 since the sandbox dies with its parent, and its PID namespace with its first process,
 nothing outlives it.
 
+A kernel that stops (the student's code ends it, or it crashes) is graded as far as it
+ran, with a reason (:mod:`autograder.executor`); the kernel's next notebook starts afresh.
+
 Outcomes: ``graded``; ``timeout``, ``memory``, ``disk``, ``not-a-notebook`` and
 ``refused`` (a submission folder that is not a real folder: :mod:`autograder.submitted`)
 (the student's; a grade with a reason); and ``retry`` when the grading failed for a reason
@@ -46,13 +49,15 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from . import intake, kernel_client, sandbox, trusted
+from . import executor, intake, kernel_client, sandbox, trusted
 from .checks import ITEMS, MODEL_ITEMS
 from .limits import Limits
 
 __all__ = ["Outcome", "Setup", "grade_submission", "first_errors", "run_limited", "slowest_cell"]
 
 MAX_SPEC_BYTES = 20_000_000
+#: Where nbgrader's executor records a kernel that stopped (:mod:`autograder.executor`), in ``work``.
+KERNEL_STOPS = "kernel-stops.jsonl"
 #: The detail of a ``retry`` because the class run was stopped (Ctrl-C): not counted
 #: against the submission's retries (:data:`autograder.grade.MAX_RETRIES`).
 STOPPED = "the grading run was stopped"
@@ -268,7 +273,7 @@ def first_errors(notebooks: list[Path], limit: int = 3) -> list[str]:
         mine = []
         for number, cell in enumerate(nb.cells, 1):
             for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
+                if output.get("output_type") == "error" and output.get("ename") != executor.NOT_RUN:
                     name, value = output.get("ename"), str(output.get("evalue", ""))[:200]
                     if name in ("KeyboardInterrupt", "CellTimeoutError"):  # nbgrader stopped it at the time limit
                         mine.append(f"{path.stem}, cell {number}: ran past the time limit for a cell and was stopped")
@@ -402,17 +407,27 @@ def _read_json(path: Path):
         return None
 
 
+def refit_budget(limits: Limits) -> float:
+    """A submission's time for the trusted fits it asks for, in all (seconds): one fit's
+    limit (:attr:`Limits.fit_seconds`, per seed) for each graded model it can ask for."""
+    return len(MODEL_ITEMS) * limits.fit_seconds
+
+
 def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome, notebooks: list[Path]) -> tuple[dict, str]:
     """Refit (or reuse) each model specification in the payload; returns the records the
     checks read and the grader's own error, if any.
 
     Verify, then fit: only a model whose test cell recorded it, with files unchanged
     since (:func:`autograder.payload.verify`), is refitted; a specification written by
-    any other cell, or after its test cell ran, costs the grader nothing."""
+    any other cell, or after its test cell ran, costs the grader nothing. So a submission
+    asks for at most one fit per graded model, and those fits share its time for refits
+    (:func:`refit_budget`): each is made or waited for within what is left of it, and a
+    model asked for after it is spent is not refitted (the student's, with the reason)."""
     from .payload import verify
 
     genuine = verify(notebooks, payload, {item: ITEMS[item] for item in MODEL_ITEMS})
     records = {}
+    budget, started = refit_budget(setup.limits), time.monotonic()
     for item in MODEL_ITEMS:
         if not genuine[item].ok:
             records[item] = {"posterior": None, "problem": genuine[item].reason}
@@ -424,9 +439,14 @@ def _trusted_fits(payload: Path, setup: Setup, outcome: Outcome, notebooks: list
                              "no model specification was recorded with it: fit it with fit_bambi, fit or Model.fit "
                              "and keep the names the exercise gives"}
             continue
+        left = budget - (time.monotonic() - started)
+        if left <= 0:
+            records[item] = {"posterior": None, "problem": f"it was not refitted: refitting this submission's other "
+                             f"models took all of its time for refits ({budget:.0f} s)"}
+            continue
         fitted = (setup.fit or trusted.fit)(spec, data, setup.trusted_cache, code=setup.code,
                                             sandboxed=setup.sandboxed, memory_bytes=setup.limits.memory_bytes,
-                                            seconds=setup.limits.fit_seconds, stop=setup.stop)
+                                            seconds=setup.limits.fit_seconds, stop=setup.stop, wait=left)
         if fitted.grader_error:
             return records, f"the trusted fit of {item} failed: {fitted.grader_error}"
         described = spec if isinstance(spec, dict) else {}
@@ -478,7 +498,9 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
         env = _nbgrader_environment(work, folder, setup)
         with open(work / "nbgrader_config.py", "a") as fh:
             fh.write("\n# Added by the grader: no output of the kernel's is dropped (autograder/kernel_client.py).\n"
-                     + kernel_client.config_lines())
+                     + kernel_client.config_lines()
+                     + "# Added by the grader: a kernel that stops is graded (autograder/executor.py).\n"
+                     + executor.config_lines(work / KERNEL_STOPS))
         log = work / "autograde.log"
         # nbclient waits a fixed 4 s (iopub_timeout) for a cell's last outputs after its
         # reply, and nbgrader makes missing them fail the whole notebook: on a busy machine a
@@ -510,6 +532,11 @@ def grade_submission(course: Path, assignment: str, student: str, submission: Pa
             return _retry(outcome, STOPPED)
         if status == "failed" or not autograded:
             return _retry(outcome, f"nbgrader autograde failed ({status}): {_log_tail(log)}")
+        stopped = "; ".join(f"your kernel stopped in {Path(s['notebook']).stem}, cell {s['cell']} (it exited or "
+                            "crashed), so the cells after it were not run and score 0"
+                            for s in executor.stops(work / KERNEL_STOPS))
+        if stopped:
+            outcome.reason = "; ".join(r for r in (outcome.reason, stopped) if r)
         fitting = time.monotonic()
         records, error = _trusted_fits(folder / "payload", setup, outcome, autograded)
         outcome.phases["fits"] = time.monotonic() - fitting

@@ -51,8 +51,8 @@ from course_utils.models.m_varying import M_VARYING_FIT
 from .export import parameters_only
 from .spec import build_priors, key, read_data, validate
 
-__all__ = ["ATTEMPTS", "SETTINGS", "TrustedFit", "cached", "convergence", "fit", "main", "seed", "settings",
-           "store"]
+__all__ = ["ATTEMPTS", "SETTINGS", "TrustedFit", "cached", "convergence", "fit", "main", "out_of_budget", "seed",
+           "settings", "store"]
 
 #: The grader's sampler settings for every trusted fit: those the Trolley chapter fits the
 #: reference's m_varying with (and m_simple, with the same), without its seed. Smaller fits
@@ -157,9 +157,10 @@ def store(cache: Path, record: dict, blob: bytes) -> Path:
 
 
 def fit(spec, data, cache: Path, *, code: Path, memory_bytes: int, seconds: float, sandboxed: bool = True,
-        stop=None) -> TrustedFit:
+        stop=None, wait: float | None = None) -> TrustedFit:
     """The trusted fit of ``spec`` on ``data`` (from the cache, or made now, each seed
-    within ``seconds`` and ``memory_bytes``); never raises for a student's input."""
+    within ``seconds`` and ``memory_bytes``, and all seeds within ``wait``: what is left of
+    the submission's time for refits, if given); never raises for a student's input."""
     problem = validate(spec, data)
     if problem:
         return TrustedFit(problem=f"your model could not be refitted by the grader: {problem}")
@@ -173,11 +174,17 @@ def fit(spec, data, cache: Path, *, code: Path, memory_bytes: int, seconds: floa
         if cached is not None:
             return cached
         return _fit_now(name, spec, data, cache, code=code, memory_bytes=memory_bytes, sandboxed=sandboxed,
-                        seconds=seconds, stop=stop)
+                        seconds=seconds, stop=stop, wait=wait)
+
+
+def out_of_budget(left: float) -> str:
+    """The problem of a fit stopped because the submission's time for refits ran out."""
+    return (f"{TIMED_OUT} what was left of this submission's time for refitting its models ({max(0, left):.0f} s), "
+            "so it could not be graded")
 
 
 def _fit_now(name: str, spec, data, cache: Path, *, code: Path, memory_bytes: int, sandboxed: bool,
-             seconds: float, stop=None) -> TrustedFit:
+             seconds: float, stop=None, wait: float | None = None) -> TrustedFit:
     """Make the fit; while it does not converge (or runs out of time, which a stuck chain
     can cause too), again with the next derived seed, :data:`ATTEMPTS` times in all.
 
@@ -185,12 +192,19 @@ def _fit_now(name: str, spec, data, cache: Path, *, code: Path, memory_bytes: in
     built or sampled). A fit that never converged is the grader's failure and is not kept;
     one that ran out of time with every seed, or out of memory, is the student's (their
     model is too slow or too large) and is not kept either: another run may allow more.
+    With ``wait``, the seeds together take at most that long (what is left of the
+    submission's time for refits); a seed stopped by it is the last one tried.
     """
     fitted = TrustedFit(name)
     unconverged = False
+    deadline = None if wait is None else time.monotonic() + wait
     for attempt in range(ATTEMPTS):
+        left = seconds if deadline is None else deadline - time.monotonic()
+        if left <= 0:  # the submission's time for refits is spent: no further seed
+            fitted.problem = out_of_budget(left)
+            break
         made, problems = _attempt(name, spec, data, cache, attempt=attempt, code=code, memory_bytes=memory_bytes,
-                                  sandboxed=sandboxed, seconds=seconds, stop=stop)
+                                  sandboxed=sandboxed, seconds=min(seconds, left), stop=stop)
         fitted.seconds += made.seconds
         fitted.diagnostics += made.diagnostics
         if made.grader_error:
@@ -203,6 +217,9 @@ def _fit_now(name: str, spec, data, cache: Path, *, code: Path, memory_bytes: in
             Path(made.posterior).unlink(missing_ok=True)
             continue
         fitted.problem = made.problem
+        if made.problem.startswith(TIMED_OUT) and left < seconds:  # stopped by the submission's budget
+            fitted.problem = out_of_budget(left)
+            break
         if not made.problem.startswith(TIMED_OUT):  # the model itself, or its memory: the same with any seed
             break
     if fitted.posterior is None and unconverged:

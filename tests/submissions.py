@@ -204,6 +204,12 @@ def memory_hog(nbs: dict) -> None:
         "time.sleep(600)\n"))
 
 
+def kernel_exit(nbs: dict) -> None:
+    """Right after m_simple's test cell, a line that ends the kernel: the notebook is graded
+    as far as it ran (m_simple keeps its points), the rest scores 0, the second notebook runs."""
+    _insert_after(nbs[NOTEBOOKS[0]], "ex1_m_simple", "import os\nos._exit(0)  # ends the kernel\n")
+
+
 # What a tampering submission hopes the grader will run instead of its checks: full marks.
 _FAKE_CHECKER = ("import json\nfrom pathlib import Path\nPath('checks.json').write_text(json.dumps("
                  + repr([{"check": c, "points": p, "score": p, "message": "ok"} for c, p in CHECKS.items()]) + "))\n")
@@ -279,6 +285,8 @@ VARIANTS: dict[str, tuple[dict[str, str], Edit | None]] = {
     # A typo that crashes m_simple: the error is reported, the rest of the notebook runs.
     "crash": ({k: v for k, v in NOTHING.items() if k != "ex1_m_simple_answer"}, crashing),
     "memory_hog": (NOTHING, memory_hog),
+    # m_simple right, then the kernel ends itself: graded as far as it ran, with the reason.
+    "kernel_exit": ({k: v for k, v in NOTHING.items() if k != "ex1_m_simple_answer"}, kernel_exit),
 }
 
 

@@ -268,6 +268,103 @@ def test_only_a_specification_its_test_cell_recorded_is_refitted(rng, tmp_path, 
     assert "did not run to the export" in records["m_varying"]["problem"]  # never recorded: no fit either
 
 
+def test_a_submissions_refits_share_its_time_for_refits(rng, tmp_path, monkeypatch):
+    """Each fit is made or waited for within what is left of the submission's time for
+    refits (one fit's limit per graded model); a model asked for after it is spent is not
+    refitted, and says why."""
+    from autograder import runner, trusted
+
+    payload, notebooks = _recorded_spec(rng, tmp_path)
+    limits = Limits(fit_seconds=0.2)
+    budget = runner.refit_budget(limits)
+    assert budget == pytest.approx(len(C.MODEL_ITEMS) * 0.2)
+    asked = []
+
+    def slow_fit(spec, data, cache, *, seconds, wait, **kwargs):  # the cluster's or this machine's: it waits
+        asked.append((seconds, wait))
+        time.sleep(wait + 0.05)  # used all that was left
+        return trusted.TrustedFit("k", problem=trusted.out_of_budget(wait), seconds=wait)
+
+    setup = runner.Setup(code=ROOT, reference=ROOT, data_dir=None, trusted_cache=tmp_path / "trusted",
+                         sandboxed=False, limits=limits, fit=slow_fit)
+    records, error = runner._trusted_fits(payload, setup, runner.Outcome("ann", "retry"), notebooks)
+    assert not error and len(asked) == 1  # m_simple's (the only one its test cell recorded)
+    assert asked[0][0] == 0.2 and 0 < asked[0][1] <= budget  # per seed the fit's limit; in all the budget
+    assert records["m_simple"]["problem"].startswith("refitting your model took longer than what was left")
+    for name in ("m_varying", "m_varying_2"):  # recorded too: now there is no time left for them
+        shutil.copy(payload / "m_simple.spec.json", payload / f"{name}.spec.json")
+        shutil.copy(payload / "m_simple.data.json", payload / f"{name}.data.json")
+    from autograder import payload as P
+
+    monkeypatch.setattr(P, "verify", lambda *args: {item: P.Item(item, "ok") for item in C.MODEL_ITEMS})
+    asked.clear()
+    records, error = runner._trusted_fits(payload, setup, runner.Outcome("ann", "retry"), notebooks)
+    assert not error and len(asked) == 1  # the first used the whole budget: the others were not asked for
+    for name in ("m_varying", "m_varying_2"):
+        assert records[name] == {"posterior": None, "problem": "it was not refitted: refitting this submission's "
+                                 f"other models took all of its time for refits ({budget:.0f} s)"}
+
+
+def test_on_the_cluster_a_submission_waits_for_a_shared_fit_within_its_budget(rng, tmp_path, monkeypatch):
+    """The fit is the class's: made within its own limit, whoever asked. A submission whose
+    time for refits runs out while it waits gets the budget's problem; the fit goes on,
+    and the next request gets it."""
+    from types import SimpleNamespace
+
+    from distributed import Client, LocalCluster
+
+    from autograder import cluster, trusted
+
+    model = _model(_ratings(rng))
+    spec, data = SP.describe(model), SP.describe_data(model)
+    name = SP.key(spec, data, trusted.settings())
+    made = tmp_path / "made"  # (Dask copies the function, and a list it holds, to run it)
+
+    def slow_fit_task(bundle, spec, data, seconds):
+        with open(made, "a") as fh:
+            fh.write(f"{seconds}\n")
+        time.sleep(2)
+        return {"key": name, "problem": "the model's own problem, for the test"}, None
+
+    monkeypatch.setattr(cluster, "_fit_task", slow_fit_task)  # workers are threads here: the patch holds
+    bundle = SimpleNamespace(stop_event="grading-stop-test")
+    kwargs = {"code": ROOT, "memory_bytes": 2**30, "seconds": 50.0, "sandboxed": False}
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as local, \
+            Client(local) as client:
+        impatient = client.submit(cluster.shared_fit, bundle, spec, data, tmp_path, wait=0.5, **kwargs).result()
+        patient = client.submit(cluster.shared_fit, bundle, spec, data, tmp_path, **kwargs, pure=False).result()
+    assert impatient.problem == trusted.out_of_budget(0.5) and not impatient.grader_error
+    assert patient.problem == "the model's own problem, for the test"
+    assert made.read_text().split() == ["50.0"]  # made once, with the fit's own limit, not the first asker's budget
+
+
+def test_the_seeds_of_one_fit_stop_at_the_submissions_budget(rng, tmp_path, monkeypatch):
+    """A stuck first seed uses the time; the second gets only what is left, and when that
+    runs out no third is tried; the fit is not kept (another run may have more)."""
+    from autograder import runner, trusted
+
+    given = []
+
+    def timing_out(argv, *, cwd, env, log, seconds, memory, disk=None, stop=None):
+        given.append(seconds)
+        time.sleep(seconds)
+        return "timeout", seconds, 0
+
+    monkeypatch.setattr(runner, "run_limited", timing_out)
+    monkeypatch.setenv("PYTENSOR_COMPILEDIR_BASE", str(tmp_path / "no-compile-cache"))  # nothing to copy first
+    model = _model(_ratings(rng))
+    spec, data = SP.describe(model), SP.describe_data(model)
+    cache = tmp_path / "trusted"
+    fitted = trusted.fit(spec, data, cache, code=ROOT, memory_bytes=2**30, seconds=1.0, sandboxed=False, wait=1.6)
+    assert len(given) == 2 and given[0] == 1.0 and 0 < given[1] < 0.61  # the first seed's limit; what was left
+    assert fitted.problem.startswith("refitting your model took longer than what was left of this submission's time")
+    assert not list(cache.glob("*.json"))
+    given.clear()
+    fitted = trusted.fit(spec, data, cache, code=ROOT, memory_bytes=2**30, seconds=0.3, sandboxed=False, wait=5)
+    assert given == [0.3, 0.3]  # a budget with room: every seed gets its own limit, as without one
+    assert fitted.problem.startswith(trusted.TIMED_OUT) and "what was left" not in fitted.problem
+
+
 @pytest.mark.parametrize("attempts, words", [(["stuck", "stuck"], "Rhat above 1.01"),
                                              (["divergent", "divergent"], "3 divergent transition(s)"),
                                              (["stuck", "timeout"], "Rhat above 1.01")])

@@ -189,6 +189,20 @@ def test_crash_is_reported_and_the_rest_runs(graded):
     assert any(e.startswith("2-predictions") for e in outcome["errors"])  # the second notebook ran too
 
 
+def test_a_kernel_that_ends_itself_is_graded_as_far_as_it_ran(graded):
+    states = graded["states"]
+    outcome = states["kernel_exit"]["outcome"]
+    checks = _checks(states, "kernel_exit")
+    assert outcome["status"] == "graded"
+    assert "your kernel stopped in 1-varying-intercepts, cell 6" in outcome["reason"]
+    assert checks["ex1_m_simple"]["score"] == checks["ex1_m_simple"]["points"]  # ran before the stop
+    assert states["kernel_exit"]["score"] == checks["ex1_m_simple"]["points"]  # nothing after it earned anything
+    assert "did not run" in checks["ex1_m_varying_sd"]["message"]
+    assert any("cell 6: KernelStopped" in e for e in outcome["errors"]), outcome["errors"]
+    assert not any("NotRun" in e for e in outcome["errors"])  # the reason says it once
+    assert any(e.startswith("2-predictions") for e in outcome["errors"])  # the second notebook ran in a new kernel
+
+
 def test_memory_hog_is_stopped_with_a_reason(graded):
     states = graded["states"]
     outcome = states["memory_hog"]["outcome"]
@@ -345,7 +359,7 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path):
     assert len(done) == 1
     first = (course / ".grading" / "trolley" / f"{done[0]}.json").stat().st_mtime
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    assert "1 already graded, grading 2" in out
+    assert "3 submissions, 1 already graded, 0 refused, grading 2 on" in out
     assert (course / ".grading" / "trolley" / f"{done[0]}.json").stat().st_mtime == first
     with open(course / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
