@@ -93,4 +93,5 @@ def test_the_student_reads_where_the_kernel_stopped_once(tmp_path):
         cell.outputs = [error(executor.NOT_RUN, "not run: the kernel stopped in cell 3")]
     path = tmp_path / "1-varying-intercepts.ipynb"
     nbformat.write(nb, path)
-    assert first_errors([path]) == ["1-varying-intercepts, cell 3: KernelStopped: the kernel stopped while this cell ran"]
+    assert first_errors([path]) == [
+        "1-varying-intercepts, cell 3: KernelStopped: the kernel stopped while this cell ran"]
